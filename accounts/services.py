@@ -1,0 +1,228 @@
+"""Writes for accounts, memberships and API keys. Every security-relevant change is audited."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, field_error
+
+from .actor import Actor
+from .models import Account, ApiKey, AuditLogEntry, Membership, Plan, Role, User
+from .scopes import ALL_SCOPES, ROLE_SCOPES, effective_scopes
+
+API_KEY_PREFIX = "lb_"
+# 32 random bytes -> 43 URL-safe characters after "lb_".
+API_KEY_RANDOM_BYTES = 32
+# "lb_" plus the first 8 random characters: enough to find the row, useless to an attacker.
+API_KEY_LOOKUP_LENGTH = 11
+
+
+def hash_api_key(raw_key: str) -> str:
+    """SHA-256 of the full key. Keys carry 256 bits of entropy, so a slow hash adds nothing."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def audit_log(
+    *, account: Account, action: str, actor: Actor | None = None, user: User | None = None,
+    object_type: str = "", object_id: str = "", data: dict | None = None,
+) -> AuditLogEntry:
+    """Record a security-relevant action in the account's audit log."""
+    return AuditLogEntry.objects.create(
+        account=account,
+        action=action,
+        actor_user=actor.user if actor else user,
+        actor_api_key=actor.api_key if actor else None,
+        object_type=object_type,
+        object_id=str(object_id),
+        data=data or {},
+        ip=actor.ip if actor else None,
+    )
+
+
+def account_create(*, slug: str, name: str | None = None, plan: str = Plan.FREE, owner: User) -> Account:
+    """Create an account with `owner` as its first owner."""
+    if plan not in Plan.values:
+        raise ValidationFailed(f"Unknown plan {plan!r}", errors=[field_error("plan", "Choose free or pro.")])
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                account = Account.objects.create(slug=slug, name=name or slug, plan=plan)
+        except IntegrityError as exc:
+            raise Conflict(f"An account with slug {slug!r} exists.") from exc
+        Membership.objects.create(account=account, user=owner, role=Role.OWNER)
+        audit_log(account=account, action="account.created", user=owner, object_type="account", object_id=account.pk)
+    return account
+
+
+def _validate_scopes(scopes: list[str], role: str) -> list[str]:
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown scopes: {', '.join(unknown)}",
+            errors=[field_error("scopes", f"Unknown scope {s!r}; use {', '.join(ALL_SCOPES)}.") for s in unknown],
+        )
+    if not scopes:
+        raise ValidationFailed("A key needs at least one scope.", errors=[field_error("scopes", "Required.")])
+    beyond = sorted(set(scopes) - ROLE_SCOPES[role])
+    if beyond:
+        raise PermissionDenied(f"Your role ({role}) cannot grant: {', '.join(beyond)}.")
+    return sorted(set(scopes))
+
+
+def api_key_create(
+    *, account: Account, created_by: User, name: str, scopes: list[str],
+    expires_at: datetime | None = None, actor: Actor | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the full key, which is never retrievable again."""
+    membership = Membership.objects.filter(account=account, user=created_by).first()
+    if membership is None:
+        raise PermissionDenied("The key's creator is not a member of this account.")
+    scopes = _validate_scopes(list(scopes), membership.role)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed("expires_at is in the past.", errors=[field_error("expires_at", "Must be in the future.")])
+    raw = API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_RANDOM_BYTES)
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            account=account, created_by=created_by, name=name, scopes=scopes,
+            prefix=raw[:API_KEY_LOOKUP_LENGTH], key_hash=hash_api_key(raw), expires_at=expires_at,
+        )
+        audit_log(
+            account=account, action="api_key.created", actor=actor, user=created_by,
+            object_type="api_key", object_id=key.pk, data={"name": name, "scopes": scopes, "prefix": key.prefix},
+        )
+    return key, raw
+
+
+def api_key_revoke(*, account: Account, key_id: int, actor: Actor | None = None, user: User | None = None) -> ApiKey:
+    """Revoke one key of the account (idempotent: revoking twice keeps the first time)."""
+    with transaction.atomic():
+        key = ApiKey.objects.for_account(account).select_for_update().filter(pk=key_id).first()
+        if key is None:
+            raise NotFound("No such API key.")
+        if key.revoked_at is None:
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at"])
+            audit_log(
+                account=account, action="api_key.revoked", actor=actor, user=user,
+                object_type="api_key", object_id=key.pk, data={"prefix": key.prefix},
+            )
+    return key
+
+
+def api_key_authenticate(*, raw_key: str, ip: str | None) -> Actor | None:
+    """Resolve a presented key to an Actor, or None when it is unknown, revoked, expired or orphaned."""
+    if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) < API_KEY_LOOKUP_LENGTH + 8 or len(raw_key) > 200:
+        return None
+    key = (
+        ApiKey.objects.select_related("account", "created_by")
+        .filter(prefix=raw_key[:API_KEY_LOOKUP_LENGTH])
+        .first()
+    )
+    if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(raw_key)):
+        return None
+    if not key.is_active or not key.created_by.is_active:
+        return None
+    role = Membership.objects.filter(account_id=key.account_id, user_id=key.created_by_id).values_list(
+        "role", flat=True
+    ).first()
+    if role is None:
+        return None
+    now = timezone.now()
+    # One UPDATE per request keeps the usage audit exact without a read-modify-write race.
+    from django.db.models import F
+
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip, request_count=F("request_count") + 1)
+    return Actor(
+        user=key.created_by, account=key.account, role=role,
+        scopes=effective_scopes(key.scopes, role), api_key=key, ip=ip,
+    )
+
+
+def member_add(*, account: Account, email: str, role: str, actor: Actor) -> Membership:
+    """Add a user (created without a password if new) to the account with a role."""
+    _check_role_grant(actor, role)
+    email = email.strip().lower()
+    with transaction.atomic():
+        user = User.objects.filter(email=email).first() or User.objects.create_user(email=email)
+        try:
+            with transaction.atomic():
+                membership = Membership.objects.create(account=account, user=user, role=role)
+        except IntegrityError as exc:
+            raise Conflict(f"{email} is already a member of this account.") from exc
+        audit_log(
+            account=account, action="member.added", actor=actor, object_type="membership",
+            object_id=membership.pk, data={"email": email, "role": role},
+        )
+    return membership
+
+
+def _check_role_grant(actor: Actor, role: str) -> None:
+    if role not in Role.values:
+        raise ValidationFailed(f"Unknown role {role!r}", errors=[field_error("role", "Choose owner, admin or member.")])
+    if role == Role.OWNER and actor.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can make another owner.")
+
+
+def _ensure_not_last_owner(account: Account, membership: Membership) -> None:
+    if membership.role == Role.OWNER:
+        owners = Membership.objects.for_account(account).filter(role=Role.OWNER).count()
+        if owners <= 1:
+            raise Conflict("An account needs at least one owner.")
+
+
+def member_update(*, account: Account, membership_id: int, role: str, actor: Actor) -> Membership:
+    """Change a member's role; the last owner cannot be demoted."""
+    _check_role_grant(actor, role)
+    with transaction.atomic():
+        membership = (
+            Membership.objects.for_account(account).select_for_update().select_related("user")
+            .filter(pk=membership_id).first()
+        )
+        if membership is None:
+            raise NotFound("No such member.")
+        if membership.role == Role.OWNER and actor.role != Role.OWNER:
+            raise PermissionDenied("Only an owner can change an owner's role.")
+        if role != Role.OWNER:
+            _ensure_not_last_owner(account, membership)
+        old = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit_log(
+            account=account, action="member.role_changed", actor=actor, object_type="membership",
+            object_id=membership.pk, data={"email": membership.user.email, "from": old, "to": role},
+        )
+    return membership
+
+
+def member_remove(*, account: Account, membership_id: int, actor: Actor) -> None:
+    """Remove a member; the last owner cannot be removed."""
+    with transaction.atomic():
+        membership = (
+            Membership.objects.for_account(account).select_for_update().select_related("user")
+            .filter(pk=membership_id).first()
+        )
+        if membership is None:
+            raise NotFound("No such member.")
+        if membership.role == Role.OWNER and actor.role != Role.OWNER:
+            raise PermissionDenied("Only an owner can remove an owner.")
+        _ensure_not_last_owner(account, membership)
+        membership.delete()
+        audit_log(
+            account=account, action="member.removed", actor=actor, object_type="membership",
+            object_id=membership_id, data={"email": membership.user.email},
+        )
+
+
+def account_update(*, account: Account, name: str, actor: Actor) -> Account:
+    """Rename the account."""
+    account.name = name
+    account.save(update_fields=["name"])
+    audit_log(account=account, action="account.updated", actor=actor, object_type="account",
+              object_id=account.pk, data={"name": name})
+    return account

@@ -1,0 +1,41 @@
+"""Permission classes: an authenticated actor in an account, and scopes per HTTP method."""
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from accounts.scopes import ADMIN, LEADS_READ, LEADS_WRITE
+
+
+class HasAccount(BasePermission):
+    """The request is authenticated and acts in an account (fails closed)."""
+
+    def has_permission(self, request, view) -> bool:
+        return getattr(request.auth, "account", None) is not None
+
+
+class ScopePermission(BasePermission):
+    """Checks the scope the view asks for: `view.required_scopes[method]` or read/write defaults."""
+
+    code = "insufficient_scope"
+    message = "This credential lacks the scope this operation needs."
+
+    def has_permission(self, request, view) -> bool:
+        actor = request.auth
+        if getattr(actor, "account", None) is None:
+            return False
+        scope = required_scope(view, request.method)
+        if actor.has_scope(scope):
+            return True
+        self.message = f"This operation needs the '{scope}' scope."
+        return False
+
+
+def required_scope(view, method: str) -> str:
+    mapping = getattr(view, "required_scopes", None) or {}
+    if method in mapping:
+        return mapping[method]
+    if "*" in mapping:
+        return mapping["*"]
+    return LEADS_READ if method in SAFE_METHODS else LEADS_WRITE
+
+
+__all__ = ["ADMIN", "LEADS_READ", "LEADS_WRITE", "HasAccount", "ScopePermission", "required_scope"]

@@ -1,0 +1,74 @@
+"""OpenAPI pieces shared by every API view: auth schemes and the problem+json responses."""
+
+from __future__ import annotations
+
+import django_filters as df
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+from .serializers import ProblemSerializer
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ApiKeyAuthentication"
+    name = ["ApiKeyHeader", "BearerApiKey"]
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "lb_… API key"},
+            {"type": "http", "scheme": "bearer", "description": "API key (or, later, OAuth token) as Bearer"},
+        ]
+
+
+def problem(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ProblemSerializer, description=description)
+
+
+COMMON_ERRORS = {
+    401: problem("authentication_required / invalid_credentials"),
+    403: problem("insufficient_scope / permission_denied"),
+    429: problem("rate_limited"),
+}
+
+
+def errors(*statuses: int) -> dict:
+    descriptions = {
+        400: "validation_error, unknown_field, read_only_field, unknown_filter, invalid_filter, invalid_cursor …",
+        404: "not_found",
+        409: "duplicate_lead / conflict",
+        412: "precondition_failed",
+        413: "payload_too_large",
+    }
+    out = dict(COMMON_ERRORS)
+    for status in statuses:
+        out[status] = problem(descriptions.get(status, "error"))
+    return out
+
+
+def filterset_parameters(filterset_class) -> list[OpenApiParameter]:
+    """Query parameters documented from the FilterSet itself, so schema and code cannot drift."""
+    params = []
+    for name, flt in filterset_class.base_filters.items():
+        many = False
+        if isinstance(flt, df.BooleanFilter):
+            kind = OpenApiTypes.BOOL
+        elif isinstance(flt, df.NumberFilter) and not isinstance(flt, df.BaseInFilter):
+            kind = OpenApiTypes.NUMBER
+        elif isinstance(flt, df.IsoDateTimeFilter):
+            kind = OpenApiTypes.DATETIME
+        else:
+            kind = OpenApiTypes.STR
+        enum = None
+        if isinstance(flt, df.ChoiceFilter) and not isinstance(flt, df.BaseInFilter):
+            enum = [c[0] for c in flt.extra.get("choices", [])]
+        if name == "tag":
+            many = True
+        description = str(flt.extra.get("help_text") or "")
+        if isinstance(flt, df.BaseInFilter):
+            description = description or "Comma-separated values."
+        params.append(
+            OpenApiParameter(name, kind, OpenApiParameter.QUERY, required=False, many=many or None,
+                             enum=enum, description=description)
+        )
+    return params

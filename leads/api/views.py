@@ -1,0 +1,132 @@
+"""Thin DRF views for leads: validate -> service/selector -> serialize."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.utils.cache import get_conditional_response
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from core.api import AccountScopedAPIView
+from core.errors import InvalidParameter
+from core.schema import errors, filterset_parameters
+
+from .. import selectors, services
+from ..filtersets import LeadFilterSet
+from .serializers import LeadInputSerializer, LeadListSerializer, LeadOutputSerializer
+
+LIST_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Page size, 1-500 (default 50)."),
+    OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
+    OpenApiParameter(
+        "sort", str,
+        description="Comma-separated of created_at, updated_at, score, email, company, last_name; '-' for "
+        "descending. Default -created_at; id is always the final tie-breaker.",
+    ),
+    OpenApiParameter("count", bool, description="Add total_count (costs a COUNT)."),
+    *filterset_parameters(LeadFilterSet),
+]
+ON_DUPLICATE_PARAMETER = OpenApiParameter(
+    "on_duplicate", str, enum=list(services.ON_DUPLICATE_CHOICES),
+    description="error (default): 409 duplicate_lead; update: merge into the existing lead; skip: return it.",
+)
+IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description="ETag from a previous read.")
+
+
+def parse_on_duplicate(request) -> str:
+    value = request.query_params.get("on_duplicate") or "error"
+    if value not in services.ON_DUPLICATE_CHOICES:
+        raise InvalidParameter(
+            "on_duplicate must be error, update or skip.",
+            errors=[{"field": "on_duplicate", "code": "invalid_choice", "message": "Use error, update or skip."}],
+        )
+    return value
+
+
+class LeadListCreateView(AccountScopedAPIView):
+    @extend_schema(operation_id="leads_list", parameters=LIST_PARAMETERS,
+                   responses={200: LeadListSerializer, **errors(400)})
+    def get(self, request):
+        """List leads: filters, sort and cursor pagination."""
+        page = selectors.lead_list(account=self.account, params=request.query_params)
+        body = {
+            "results": LeadOutputSerializer(page.items, many=True).data,
+            "next_cursor": page.next_cursor,
+            "has_more": page.has_more,
+        }
+        if page.total_count is not None:
+            body["total_count"] = page.total_count
+        headers = {}
+        if page.next_cursor:
+            query = request.query_params.copy()
+            query["cursor"] = page.next_cursor
+            headers["Link"] = f'<{request.build_absolute_uri(request.path)}?{urlencode(query, doseq=True)}>; rel="next"'
+        return Response(body, headers=headers)
+
+    @extend_schema(
+        operation_id="leads_create", request=LeadInputSerializer, parameters=[ON_DUPLICATE_PARAMETER],
+        responses={201: LeadOutputSerializer, 200: LeadOutputSerializer, **errors(400, 409)},
+    )
+    def post(self, request):
+        """Create a lead, deduplicated by email or external_id."""
+        on_duplicate = parse_on_duplicate(request)
+        serializer = LeadInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.lead_create(
+            account=self.account, actor=self.actor, data=serializer.validated_data, on_duplicate=on_duplicate
+        )
+        lead = result.lead
+        created = result.outcome == "created"
+        headers = {"ETag": lead.etag, "X-Leadbase-Outcome": result.outcome}
+        if created:
+            headers["Location"] = request.build_absolute_uri(f"/api/v1/leads/{lead.pk}")
+        return Response(
+            LeadOutputSerializer(lead).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            headers=headers,
+        )
+
+
+class LeadDetailView(AccountScopedAPIView):
+    @extend_schema(operation_id="leads_retrieve", responses={200: LeadOutputSerializer, 304: None, **errors(404)})
+    def get(self, request, lead_id):
+        """Get one lead, with its ETag."""
+        lead = selectors.lead_get(account=self.account, lead_id=lead_id)
+        not_modified = get_conditional_response(request._request, etag=lead.etag)
+        if not_modified is not None:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": lead.etag})
+        return Response(LeadOutputSerializer(lead).data, headers={"ETag": lead.etag})
+
+    @extend_schema(
+        operation_id="leads_update", request=LeadInputSerializer, parameters=[IF_MATCH],
+        responses={200: LeadOutputSerializer, **errors(400, 404, 409, 412)},
+    )
+    def put(self, request, lead_id):
+        """Partially update a lead (only the fields sent change); honours If-Match."""
+        serializer = LeadInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        lead = services.lead_update(
+            account=self.account, actor=self.actor, lead_id=lead_id, data=serializer.validated_data,
+            if_match=request.headers.get("If-Match"),
+        )
+        return Response(LeadOutputSerializer(lead).data, headers={"ETag": lead.etag})
+
+    @extend_schema(
+        operation_id="leads_partial_update", request=LeadInputSerializer, parameters=[IF_MATCH],
+        responses={200: LeadOutputSerializer, **errors(400, 404, 409, 412)},
+    )
+    def patch(self, request, lead_id):
+        """Partially update a lead (same as PUT)."""
+        return self.put(request, lead_id)
+
+    @extend_schema(operation_id="leads_destroy", parameters=[IF_MATCH],
+                   responses={204: OpenApiResponse(description="Deleted"), **errors(404, 412)})
+    def delete(self, request, lead_id):
+        """Delete a lead."""
+        services.lead_delete(
+            account=self.account, actor=self.actor, lead_id=lead_id, if_match=request.headers.get("If-Match")
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+

@@ -1,0 +1,91 @@
+"""The lead: one person or company a sales team may contact, owned by one account."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from core.models import AccountScopedModel
+
+
+class LeadStatus(models.TextChoices):
+    NEW = "new", "New"
+    CONTACTED = "contacted", "Contacted"
+    QUALIFIED = "qualified", "Qualified"
+    UNQUALIFIED = "unqualified", "Unqualified"
+    CONVERTED = "converted", "Converted"
+    LOST = "lost", "Lost"
+
+
+class Lead(AccountScopedModel):
+    """A lead. Identity within an account is its normalized email, else its external_id;
+    both are unique per account by database constraint, so concurrent creates make one lead."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(max_length=254, null=True, blank=True)
+    first_name = models.CharField(max_length=100, blank=True, default="")
+    last_name = models.CharField(max_length=100, blank=True, default="")
+    company = models.CharField(max_length=200, blank=True, default="")
+    job_title = models.CharField(max_length=200, blank=True, default="")
+    website = models.CharField(max_length=500, blank=True, default="")
+    city = models.CharField(max_length=100, blank=True, default="")
+    phone = models.CharField(max_length=40, blank=True, default="")
+    country = models.CharField(max_length=2, blank=True, default="")
+    source = models.CharField(max_length=100, blank=True, default="")
+    status = models.CharField(max_length=20, choices=LeadStatus.choices, default=LeadStatus.NEW)
+    score = models.SmallIntegerField(default=0)
+    score_breakdown = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_leads"
+    )
+    external_id = models.CharField(max_length=200, null=True, blank=True)
+    custom_fields = models.JSONField(default=dict, blank=True)
+    possible_duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    version = models.PositiveIntegerField(default=1, help_text="Bumped on every change; the ETag.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "email"], condition=Q(email__isnull=False), name="lead_unique_email_per_account"
+            ),
+            models.UniqueConstraint(
+                fields=["account", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="lead_unique_external_id_per_account",
+            ),
+            models.CheckConstraint(
+                condition=Q(email__isnull=False) | ~Q(phone="") | Q(external_id__isnull=False),
+                name="lead_has_identity",
+            ),
+            models.CheckConstraint(condition=Q(score__gte=0, score__lte=100), name="lead_score_0_100"),
+        ]
+        indexes = [
+            # One composite index per allowed sort (keyset pagination), all led by the account.
+            models.Index(fields=["account", "created_at", "id"], name="lead_acct_created_idx"),
+            models.Index(fields=["account", "updated_at", "id"], name="lead_acct_updated_idx"),
+            models.Index(fields=["account", "score", "id"], name="lead_acct_score_idx"),
+            models.Index(fields=["account", "email", "id"], name="lead_acct_email_idx"),
+            models.Index(fields=["account", "company", "id"], name="lead_acct_company_idx"),
+            models.Index(fields=["account", "last_name", "id"], name="lead_acct_last_name_idx"),
+            # Common filters and the soft-duplicate lookups.
+            models.Index(fields=["account", "status", "created_at"], name="lead_acct_status_idx"),
+            models.Index(fields=["account", "phone"], name="lead_acct_phone_idx", condition=~Q(phone="")),
+            models.Index(fields=["account", "owner"], name="lead_acct_owner_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email or self.external_id or self.phone or str(self.id)
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.id.hex[:12]}-{self.version}"'
