@@ -5,7 +5,8 @@ from __future__ import annotations
 import django_filters as df
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from rest_framework import serializers
 
 from .serializers import ProblemSerializer
 
@@ -72,3 +73,20 @@ def filterset_parameters(filterset_class) -> list[OpenApiParameter]:
                              enum=enum, description=description)
         )
     return params
+
+
+def list_envelope(serializer_class, name: str):
+    """The `{"results", "next_cursor", "has_more"}` envelope every list of the API answers with."""
+    return inline_serializer(
+        name=name,
+        fields={
+            "results": serializer_class(many=True),
+            "next_cursor": serializers.CharField(allow_null=True),
+            "has_more": serializers.BooleanField(),
+        },
+    )
+
+
+def strip_trailing_slash(endpoints, **kwargs):
+    """Routes accept an optional trailing slash (`/?$`); the schema lists the canonical path without it."""
+    return [(path.rstrip("/") or "/", regex, method, callback) for path, regex, method, callback in endpoints]

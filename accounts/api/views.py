@@ -7,7 +7,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from core.api import AccountScopedAPIView
-from core.schema import errors
+from core.schema import errors, list_envelope
 from leads.selectors import lead_queryset
 
 from .. import selectors, services
@@ -73,7 +73,7 @@ class AccountView(AccountScopedAPIView):
 class MemberListView(AccountScopedAPIView):
     required_scopes = {"GET": LEADS_READ, "POST": ADMIN}
 
-    @extend_schema(operation_id="members_list", responses={200: MembershipSerializer(many=True), **errors()})
+    @extend_schema(operation_id="members_list", responses={200: list_envelope(MembershipSerializer, "MembershipList"), **errors()})
     def get(self, request):
         """List the account's members and their roles."""
         return Response(_list(MembershipSerializer(selectors.member_list(account=self.account), many=True).data))
@@ -118,7 +118,7 @@ class MemberDetailView(AccountScopedAPIView):
 class ApiKeyListView(AccountScopedAPIView):
     required_scopes = {"*": ADMIN}
 
-    @extend_schema(operation_id="api_keys_list", responses={200: ApiKeySerializer(many=True), **errors()})
+    @extend_schema(operation_id="api_keys_list", responses={200: list_envelope(ApiKeySerializer, "ApiKeyList"), **errors()})
     def get(self, request):
         """List the account's API keys (prefixes only; the secret is never shown again)."""
         return Response(_list(ApiKeySerializer(selectors.api_key_list(account=self.account), many=True).data))
