@@ -45,13 +45,30 @@ class MembershipAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created through the API, the UI or `create_api_key`; the hash is never displayed."""
 
-    list_display = ["prefix", "name", "account", "created_by", "created_at", "expires_at", "revoked_at",
-                    "last_used_at", "request_count"]
+    list_display = [
+        "prefix",
+        "name",
+        "account",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+        "request_count",
+    ]
     list_filter = ["revoked_at", "account"]
     search_fields = ["prefix", "name", "account__slug", "created_by__email"]
     exclude = ["key_hash"]
-    readonly_fields = ["prefix", "account", "created_by", "created_at", "last_used_at", "last_used_ip",
-                       "request_count", "scopes"]
+    readonly_fields = [
+        "prefix",
+        "account",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "last_used_ip",
+        "request_count",
+        "scopes",
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
-from .services import API_KEY_PREFIX, api_key_authenticate
+from .services import api_key_authenticate
 
 
 def client_ip(request) -> str | None:
@@ -14,7 +14,8 @@ def client_ip(request) -> str | None:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Resolves the key to (user, Actor). Bearer values that are not API keys are left to others."""
+    """Resolves the key to (user, Actor). Until OAuth tokens exist every Bearer value is taken to
+    be an API key, so a malformed one is 401 invalid_credentials rather than "no credentials"."""
 
     def authenticate(self, request):
         raw = request.headers.get("X-API-Key")

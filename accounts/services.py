@@ -29,8 +29,14 @@ def hash_api_key(raw_key: str) -> str:
 
 
 def audit_log(
-    *, account: Account, action: str, actor: Actor | None = None, user: User | None = None,
-    object_type: str = "", object_id: str = "", data: dict | None = None,
+    *,
+    account: Account,
+    action: str,
+    actor: Actor | None = None,
+    user: User | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    data: dict | None = None,
 ) -> AuditLogEntry:
     """Record a security-relevant action in the account's audit log."""
     return AuditLogEntry.objects.create(
@@ -76,8 +82,13 @@ def _validate_scopes(scopes: list[str], role: str) -> list[str]:
 
 
 def api_key_create(
-    *, account: Account, created_by: User, name: str, scopes: list[str],
-    expires_at: datetime | None = None, actor: Actor | None = None,
+    *,
+    account: Account,
+    created_by: User,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None = None,
+    actor: Actor | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the full key, which is never retrievable again."""
     membership = Membership.objects.filter(account=account, user=created_by).first()
@@ -85,16 +96,28 @@ def api_key_create(
         raise PermissionDenied("The key's creator is not a member of this account.")
     scopes = _validate_scopes(list(scopes), membership.role)
     if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationFailed("expires_at is in the past.", errors=[field_error("expires_at", "Must be in the future.")])
+        raise ValidationFailed(
+            "expires_at is in the past.", errors=[field_error("expires_at", "Must be in the future.")]
+        )
     raw = API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_RANDOM_BYTES)
     with transaction.atomic():
         key = ApiKey.objects.create(
-            account=account, created_by=created_by, name=name, scopes=scopes,
-            prefix=raw[:API_KEY_LOOKUP_LENGTH], key_hash=hash_api_key(raw), expires_at=expires_at,
+            account=account,
+            created_by=created_by,
+            name=name,
+            scopes=scopes,
+            prefix=raw[:API_KEY_LOOKUP_LENGTH],
+            key_hash=hash_api_key(raw),
+            expires_at=expires_at,
         )
         audit_log(
-            account=account, action="api_key.created", actor=actor, user=created_by,
-            object_type="api_key", object_id=key.pk, data={"name": name, "scopes": scopes, "prefix": key.prefix},
+            account=account,
+            action="api_key.created",
+            actor=actor,
+            user=created_by,
+            object_type="api_key",
+            object_id=key.pk,
+            data={"name": name, "scopes": scopes, "prefix": key.prefix},
         )
     return key, raw
 
@@ -109,8 +132,13 @@ def api_key_revoke(*, account: Account, key_id: int, actor: Actor | None = None,
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
             audit_log(
-                account=account, action="api_key.revoked", actor=actor, user=user,
-                object_type="api_key", object_id=key.pk, data={"prefix": key.prefix},
+                account=account,
+                action="api_key.revoked",
+                actor=actor,
+                user=user,
+                object_type="api_key",
+                object_id=key.pk,
+                data={"prefix": key.prefix},
             )
     return key
 
@@ -119,18 +147,16 @@ def api_key_authenticate(*, raw_key: str, ip: str | None) -> Actor | None:
     """Resolve a presented key to an Actor, or None when it is unknown, revoked, expired or orphaned."""
     if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) < API_KEY_LOOKUP_LENGTH + 8 or len(raw_key) > 200:
         return None
-    key = (
-        ApiKey.objects.select_related("account", "created_by")
-        .filter(prefix=raw_key[:API_KEY_LOOKUP_LENGTH])
-        .first()
-    )
+    key = ApiKey.objects.select_related("account", "created_by").filter(prefix=raw_key[:API_KEY_LOOKUP_LENGTH]).first()
     if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(raw_key)):
         return None
     if not key.is_active or not key.created_by.is_active:
         return None
-    role = Membership.objects.filter(account_id=key.account_id, user_id=key.created_by_id).values_list(
-        "role", flat=True
-    ).first()
+    role = (
+        Membership.objects.filter(account_id=key.account_id, user_id=key.created_by_id)
+        .values_list("role", flat=True)
+        .first()
+    )
     if role is None:
         return None
     now = timezone.now()
@@ -139,8 +165,12 @@ def api_key_authenticate(*, raw_key: str, ip: str | None) -> Actor | None:
 
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip, request_count=F("request_count") + 1)
     return Actor(
-        user=key.created_by, account=key.account, role=role,
-        scopes=effective_scopes(key.scopes, role), api_key=key, ip=ip,
+        user=key.created_by,
+        account=key.account,
+        role=role,
+        scopes=effective_scopes(key.scopes, role),
+        api_key=key,
+        ip=ip,
     )
 
 
@@ -156,8 +186,12 @@ def member_add(*, account: Account, email: str, role: str, actor: Actor) -> Memb
         except IntegrityError as exc:
             raise Conflict(f"{email} is already a member of this account.") from exc
         audit_log(
-            account=account, action="member.added", actor=actor, object_type="membership",
-            object_id=membership.pk, data={"email": email, "role": role},
+            account=account,
+            action="member.added",
+            actor=actor,
+            object_type="membership",
+            object_id=membership.pk,
+            data={"email": email, "role": role},
         )
     return membership
 
@@ -167,6 +201,12 @@ def _check_role_grant(actor: Actor, role: str) -> None:
         raise ValidationFailed(f"Unknown role {role!r}", errors=[field_error("role", "Choose owner, admin or member.")])
     if role == Role.OWNER and actor.role != Role.OWNER:
         raise PermissionDenied("Only an owner can make another owner.")
+
+
+def _lock_account(account: Account) -> None:
+    # Serialises role changes and removals per account: without it two owners demoting each
+    # other at once both count two owners and the account is left with none.
+    Account.objects.select_for_update().filter(pk=account.pk).values_list("pk", flat=True).first()
 
 
 def _ensure_not_last_owner(account: Account, membership: Membership) -> None:
@@ -180,9 +220,13 @@ def member_update(*, account: Account, membership_id: int, role: str, actor: Act
     """Change a member's role; the last owner cannot be demoted."""
     _check_role_grant(actor, role)
     with transaction.atomic():
+        _lock_account(account)
         membership = (
-            Membership.objects.for_account(account).select_for_update().select_related("user")
-            .filter(pk=membership_id).first()
+            Membership.objects.for_account(account)
+            .select_for_update()
+            .select_related("user")
+            .filter(pk=membership_id)
+            .first()
         )
         if membership is None:
             raise NotFound("No such member.")
@@ -194,8 +238,12 @@ def member_update(*, account: Account, membership_id: int, role: str, actor: Act
         membership.role = role
         membership.save(update_fields=["role"])
         audit_log(
-            account=account, action="member.role_changed", actor=actor, object_type="membership",
-            object_id=membership.pk, data={"email": membership.user.email, "from": old, "to": role},
+            account=account,
+            action="member.role_changed",
+            actor=actor,
+            object_type="membership",
+            object_id=membership.pk,
+            data={"email": membership.user.email, "from": old, "to": role},
         )
     return membership
 
@@ -203,9 +251,13 @@ def member_update(*, account: Account, membership_id: int, role: str, actor: Act
 def member_remove(*, account: Account, membership_id: int, actor: Actor) -> None:
     """Remove a member; the last owner cannot be removed."""
     with transaction.atomic():
+        _lock_account(account)
         membership = (
-            Membership.objects.for_account(account).select_for_update().select_related("user")
-            .filter(pk=membership_id).first()
+            Membership.objects.for_account(account)
+            .select_for_update()
+            .select_related("user")
+            .filter(pk=membership_id)
+            .first()
         )
         if membership is None:
             raise NotFound("No such member.")
@@ -214,8 +266,12 @@ def member_remove(*, account: Account, membership_id: int, actor: Actor) -> None
         _ensure_not_last_owner(account, membership)
         membership.delete()
         audit_log(
-            account=account, action="member.removed", actor=actor, object_type="membership",
-            object_id=membership_id, data={"email": membership.user.email},
+            account=account,
+            action="member.removed",
+            actor=actor,
+            object_type="membership",
+            object_id=membership_id,
+            data={"email": membership.user.email},
         )
 
 
@@ -223,6 +279,12 @@ def account_update(*, account: Account, name: str, actor: Actor) -> Account:
     """Rename the account."""
     account.name = name
     account.save(update_fields=["name"])
-    audit_log(account=account, action="account.updated", actor=actor, object_type="account",
-              object_id=account.pk, data={"name": name})
+    audit_log(
+        account=account,
+        action="account.updated",
+        actor=actor,
+        object_type="account",
+        object_id=account.pk,
+        data={"name": name},
+    )
     return account

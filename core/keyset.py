@@ -2,9 +2,10 @@
 
 The cursor carries every sort value of the last row plus its id and is signed, so a tampered
 cursor, or one minted for another account, list or sort, is refused with 400 `invalid_cursor`.
-When every sort key runs in one direction and none is nullable the page filter is a single
-row comparison `(a, b, id) > (x, y, z)` that a composite index answers directly; otherwise the
-equivalent lexicographic OR-chain, with NULLs ordered as if larger than every value.
+When every sort key runs in one direction the page filter is a single row comparison
+`(a, b, id) > (x, y, z)` that a composite index answers directly; with mixed directions, the
+equivalent lexicographic OR-chain. NULLs rank above every value; a nullable key is ordered by the
+never-NULL pair `(col IS NULL, COALESCE(col, ''))` so it keeps the single row comparison.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.core import signing
-from django.db.models import BooleanField, Expression, F, Q, QuerySet
+from django.db.models import BooleanField, Expression, F, Func, Q, QuerySet
+from django.db.models.lookups import Exact, GreaterThan, LessThan
 from django.utils.dateparse import parse_datetime
 
 from .errors import InvalidCursor, InvalidParameter
@@ -49,8 +51,10 @@ def parse_sort(raw: str | None, *, allowed: dict[str, bool], default: str) -> tu
                 errors=[{"field": "sort", "code": "invalid_choice", "message": f"Unknown sort field {name!r}."}],
             )
         if name in seen:
-            raise InvalidParameter(f"Sort field {name!r} is repeated.", errors=[
-                {"field": "sort", "code": "invalid", "message": f"{name!r} appears twice."}])
+            raise InvalidParameter(
+                f"Sort field {name!r} is repeated.",
+                errors=[{"field": "sort", "code": "invalid", "message": f"{name!r} appears twice."}],
+            )
         seen.add(name)
         keys.append(SortKey(name, part.startswith("-"), allowed[name]))
     # id is the final tie-breaker, in the direction of the last key so one index serves the sort.
@@ -58,24 +62,55 @@ def parse_sort(raw: str | None, *, allowed: dict[str, bool], default: str) -> tu
     return tuple(keys)
 
 
+class IsNullRank(Func):
+    """`(col IS NULL)`: false for values, true for NULL, so NULL ranks above every value."""
+
+    arity = 1
+    template = "(%(expressions)s IS NULL)"
+    output_field = BooleanField()
+
+
+class CoalesceEmpty(Func):
+    """`COALESCE(col, '')` with the literal inlined, so queries match the index expression exactly."""
+
+    arity = 1
+    template = "COALESCE(%(expressions)s, '')"
+
+
+def nullable_sort_expressions(field: str) -> list[Expression]:
+    """A nullable (text) sort key orders by `(col IS NULL, COALESCE(col, ''))`: two never-NULL columns in
+    the same order as `col NULLS LAST` (ascending) / `NULLS FIRST` (descending). Because neither is NULL
+    the page filter stays a single row comparison that a composite index on the same expressions answers;
+    with the bare nullable column it needs an OR with `IS NULL`, which no index range can serve."""
+    return [IsNullRank(F(field)), CoalesceEmpty(F(field))]
+
+
+def _key_columns(key: SortKey, value: Any) -> list[tuple[str | Expression, Any]]:
+    """The (column, value) pairs one sort key compares on: a field name, or the nullable pair."""
+    if not key.nullable:
+        return [(key.field, value)]
+    rank, text = nullable_sort_expressions(key.field)
+    return [(rank, value is None), (text, "" if value is None else value)]
+
+
 def order_by_expressions(keys: tuple[SortKey, ...]) -> list:
     out = []
     for key in keys:
-        if key.descending:
-            out.append(F(key.field).desc(nulls_first=True) if key.nullable else F(key.field).desc())
-        else:
-            out.append(F(key.field).asc(nulls_last=True) if key.nullable else F(key.field).asc())
+        for column, _ in _key_columns(key, None):
+            expression = F(column) if isinstance(column, str) else column
+            out.append(expression.desc() if key.descending else expression.asc())
     return out
 
 
 class RowCompare(Expression):
-    """`(a, b, c) > (%s, %s, %s)` (or `<`): a row-value comparison, supported by PostgreSQL and SQLite."""
+    """`(a, b, c) > (%s, %s, %s)` (or `<`): a row-value comparison, supported by PostgreSQL and SQLite.
+    `fields` are field names or expressions; none may be NULL (a NULL makes the comparison unknown)."""
 
     output_field = BooleanField()
 
-    def __init__(self, fields: list[str], values: list[Any], operator: str):
+    def __init__(self, fields: list, values: list[Any], operator: str):
         super().__init__()
-        self.fields = [F(name) for name in fields]
+        self.fields = [F(name) if isinstance(name, str) else name for name in fields]
         self.values = values
         self.operator = operator
 
@@ -92,7 +127,7 @@ class RowCompare(Expression):
 
     def as_sql(self, compiler, connection):
         lhs_sql, params = [], []
-        for field_expr, value in zip(self.fields, self.values, strict=True):
+        for field_expr in self.fields:
             sql, p = compiler.compile(field_expr)
             lhs_sql.append(sql)
             params.extend(p)
@@ -104,32 +139,30 @@ class RowCompare(Expression):
         return f"({', '.join(lhs_sql)}) {self.operator} ({', '.join(rhs)})", params
 
 
-def _after(key: SortKey, value: Any) -> Q:
-    """Rows strictly after `value` in this key's order (NULL ranks above every value)."""
-    if value is None:
-        return Q(**{f"{key.field}__isnull": False}) if key.descending else Q(pk__in=[])
-    if key.descending:
-        return Q(**{f"{key.field}__lt": value})
-    after = Q(**{f"{key.field}__gt": value})
-    return after | Q(**{f"{key.field}__isnull": True}) if key.nullable else after
-
-
-def _equal(key: SortKey, value: Any) -> Q:
-    if value is None:
-        return Q(**{f"{key.field}__isnull": True})
-    return Q(**{key.field: value})
-
-
 def keyset_filter(queryset: QuerySet, keys: tuple[SortKey, ...], values: list[Any]) -> QuerySet:
-    directions = {k.descending for k in keys}
-    if len(directions) == 1 and not any(k.nullable for k in keys):
-        return queryset.filter(RowCompare([k.field for k in keys], values, "<" if keys[0].descending else ">"))
+    """Rows strictly after the row whose sort values are `values`."""
+    columns = [
+        (expression, column_value, key.descending)
+        for key, value in zip(keys, values, strict=True)
+        for expression, column_value in _key_columns(key, value)
+    ]
+    if len({descending for _, _, descending in columns}) == 1:
+        return queryset.filter(
+            RowCompare([c[0] for c in columns], [c[1] for c in columns], "<" if columns[0][2] else ">")
+        )
+    # Mixed directions: the equivalent lexicographic OR-chain (no single index order serves it).
     condition = Q(pk__in=[])
     prefix = Q()
-    for key, value in zip(keys, values, strict=True):
-        condition |= prefix & _after(key, value)
-        prefix &= _equal(key, value)
+    for column, value, descending in columns:
+        condition |= prefix & _compare(column, "lt" if descending else "gt", value)
+        prefix &= _compare(column, "exact", value)
     return queryset.filter(condition)
+
+
+def _compare(column: str | Expression, lookup: str, value: Any) -> Q:
+    if isinstance(column, str):
+        return Q(**{f"{column}__{lookup}": value})  # the field prepares the value (e.g. UUID text on SQLite)
+    return Q({"lt": LessThan, "gt": GreaterThan, "exact": Exact}[lookup](column, value))
 
 
 def _encode_value(value: Any) -> Any:
@@ -179,7 +212,12 @@ class Page:
 
 
 def paginate(
-    queryset: QuerySet, *, keys: tuple[SortKey, ...], limit: int, cursor: str | None, scope: str,
+    queryset: QuerySet,
+    *,
+    keys: tuple[SortKey, ...],
+    limit: int,
+    cursor: str | None,
+    scope: str,
 ) -> Page:
     """Fetch one page (limit + 1 rows in one query) after `cursor`."""
     if cursor:

@@ -6,7 +6,9 @@ of this set, and malformed values, are errors: a typo must never silently widen 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import re
 
 import django_filters as df
@@ -14,6 +16,7 @@ from django import forms
 from django.db import connection
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import FilterSet
 
 from core.errors import InvalidFilter, UnknownFilter
@@ -25,6 +28,8 @@ from .normalization import normalize_tag
 LIST_CONTROL_PARAMS = frozenset({"limit", "cursor", "sort", "count"})
 CUSTOM_FIELD_PARAM = re.compile(r"^custom_fields\.(?P<key>[A-Za-z0-9_\-]{1,64})$")
 MAX_FILTER_VALUES = 500
+MAX_SEARCH_WORDS = 10
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 
 class StrictBooleanField(forms.Field):
@@ -55,6 +60,39 @@ class EmptyAwareIsNullFilter(StrictBooleanFilter):
         return qs.filter(empty) if value else qs.exclude(empty)
 
 
+class StrictIntegerField(forms.IntegerField):
+    """Whole numbers in the 64-bit range: `score=75.5` is an error, never truncated to 75."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", BIGINT_MIN)
+        kwargs.setdefault("max_value", BIGINT_MAX)
+        super().__init__(*args, **kwargs)
+
+
+class IntegerFilter(df.NumberFilter):
+    field_class = StrictIntegerField
+
+    def get_max_validator(self):
+        return None  # the field's own 64-bit bounds apply
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """RFC 3339 datetimes that exist in UTC: `9999-12-31T23:59:59-14:00` does not, and SQLite would fail."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is not None:
+            try:
+                parsed.astimezone(dt.UTC)
+            except OverflowError as exc:
+                raise forms.ValidationError("Date and time out of range.", code="invalid") from exc
+        return parsed
+
+
+class UtcIsoDateTimeFilter(df.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class LowerCaseCharFilter(df.CharFilter):
     def filter(self, qs, value):
         return super().filter(qs, value.strip().lower() if isinstance(value, str) else value)
@@ -73,6 +111,11 @@ class CharInFilter(df.BaseInFilter, df.CharFilter):
             if len(value) > MAX_FILTER_VALUES:
                 raise InvalidFilter(f"At most {MAX_FILTER_VALUES} values in {self.field_name}__in.")
             value = [self.transform(v.strip()) for v in value]
+            if not all(value):
+                # `country__in=us,` must not also match every lead without a country.
+                name = f"{self.field_name}__in"
+                errors = [{"field": name, "code": "blank", "message": "No empty items."}]
+                raise InvalidFilter(f"Empty value in {name}.", errors=errors)
         return super().filter(qs, value)
 
 
@@ -84,7 +127,7 @@ class UpperCaseCharInFilter(CharInFilter):
     transform = staticmethod(str.upper)
 
 
-class NumberInFilter(df.BaseInFilter, df.NumberFilter):
+class IntegerInFilter(df.BaseInFilter, IntegerFilter):
     pass
 
 
@@ -99,6 +142,8 @@ class TagListField(forms.Field):
         if value in (None, "", []):
             return None
         values = value if isinstance(value, list) else [value]
+        if any("\x00" in str(item) for item in values):
+            raise forms.ValidationError("Null characters are not allowed.", code="null_characters")
         tags = []
         for item in values:
             tags.extend(normalize_tag(part) for part in str(item).split(",") if part.strip())
@@ -125,8 +170,9 @@ def tags_contain_any(qs: QuerySet, tags: list[str]) -> QuerySet:
 
 
 def _sqlite_has_tag(tag: str) -> RawSQL:
-    return RawSQL(
-        f"EXISTS (SELECT 1 FROM json_each({Lead._meta.db_table}.tags) WHERE json_each.value = %s)",
+    # The table name is a constant of the model and the tag a bound parameter: nothing user-typed is spliced.
+    return RawSQL(  # noqa: S611
+        f"EXISTS (SELECT 1 FROM json_each({Lead._meta.db_table}.tags) WHERE json_each.value = %s)",  # noqa: S608
         (tag,),
         output_field=BooleanField(),
     )
@@ -159,7 +205,14 @@ SEARCH_FIELDS = ("first_name", "last_name", "email", "company")
 def search(qs: QuerySet, text: str) -> QuerySet:
     """Every word must appear in one of name, email or company (case-insensitive substring).
     On PostgreSQL trigram GIN indexes on UPPER(column) serve these ILIKE-style lookups."""
-    for word in text.split()[:10]:
+    words = text.split()
+    if len(words) > MAX_SEARCH_WORDS:
+        # Dropping the extra words would silently widen the result.
+        raise InvalidFilter(
+            f"q: at most {MAX_SEARCH_WORDS} words.",
+            errors=[{"field": "q", "code": "max_words", "message": f"Use at most {MAX_SEARCH_WORDS} words."}],
+        )
+    for word in words:
         condition = Q()
         for name in SEARCH_FIELDS:
             condition |= Q(**{f"{name}__icontains": word})
@@ -179,16 +232,19 @@ def _text(name: str, *, lower: bool = False, upper: bool = False, icontains: boo
 
 
 def _number(name: str):
-    out = {name: df.NumberFilter(field_name=name), f"{name}__in": NumberInFilter(field_name=name, lookup_expr="in")}
+    out = {
+        name: IntegerFilter(field_name=name),
+        f"{name}__in": IntegerInFilter(field_name=name, lookup_expr="in"),
+    }
     for lookup in ("gte", "gt", "lte", "lt"):
-        out[f"{name}__{lookup}"] = df.NumberFilter(field_name=name, lookup_expr=lookup)
+        out[f"{name}__{lookup}"] = IntegerFilter(field_name=name, lookup_expr=lookup)
     return out
 
 
 def _datetime(name: str, *, isnull: bool = False):
-    out = {name: df.IsoDateTimeFilter(field_name=name)}
+    out = {name: UtcIsoDateTimeFilter(field_name=name)}
     for lookup in ("gte", "gt", "lte", "lt"):
-        out[f"{name}__{lookup}"] = df.IsoDateTimeFilter(field_name=name, lookup_expr=lookup)
+        out[f"{name}__{lookup}"] = UtcIsoDateTimeFilter(field_name=name, lookup_expr=lookup)
     if isnull:
         out[f"{name}__isnull"] = StrictBooleanFilter(field_name=name, lookup_expr="isnull")
     return out
@@ -205,8 +261,8 @@ class LeadFilterSet(FilterSet):
     locals().update(_text("company"))
     locals().update(_text("job_title"))
     locals().update(_text("external_id"))
-    owner = df.NumberFilter(field_name="owner_id")
-    owner__in = NumberInFilter(field_name="owner_id", lookup_expr="in")
+    owner = IntegerFilter(field_name="owner_id")
+    owner__in = IntegerInFilter(field_name="owner_id", lookup_expr="in")
     owner__isnull = StrictBooleanFilter(field_name="owner_id", lookup_expr="isnull")
     locals().update(_number("score"))
     tag = AllTagsFilter(help_text="Repeatable: leads carrying all of these tags.")
@@ -241,19 +297,27 @@ class LeadFilterSet(FilterSet):
             match = CUSTOM_FIELD_PARAM.match(name)
             if match and "__" not in match["key"]:
                 custom.append((match["key"], params.get(name)))
+                if "\x00" in params.get(name):
+                    raise InvalidFilter(
+                        f"{name}: null characters are not allowed.",
+                        errors=[{"field": name, "code": "null_characters", "message": "No null characters."}],
+                    )
             else:
                 unknown.append(name)
         if unknown:
             raise UnknownFilter(
                 f"Unknown filter parameter(s): {', '.join(sorted(unknown))}.",
-                errors=[{"field": n, "code": "unknown_filter", "message": "Not a filter of this list."} for n in unknown],
+                errors=[
+                    {"field": n, "code": "unknown_filter", "message": "Not a filter of this list."} for n in unknown
+                ],
             )
         empty = [n for n in params if n in cls.base_filters and n != "q" and params.get(n, "").strip() == ""]
         if empty:
             raise InvalidFilter(
                 f"Empty value for filter(s): {', '.join(sorted(empty))}.",
-                errors=[{"field": n, "code": "blank", "message": "Give a value or leave the parameter out."}
-                        for n in empty],
+                errors=[
+                    {"field": n, "code": "blank", "message": "Give a value or leave the parameter out."} for n in empty
+                ],
             )
         filterset = cls(params, queryset=queryset)
         if not filterset.is_valid():
@@ -262,9 +326,7 @@ class LeadFilterSet(FilterSet):
                 for field, errs in filterset.errors.get_json_data().items()
                 for err in errs
             ]
-            raise InvalidFilter(
-                "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
-            )
+            raise InvalidFilter("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
         qs = filterset.qs
         for key, raw in custom:
             qs = qs.filter(_custom_field_condition(key, raw))
@@ -276,11 +338,17 @@ def _custom_field_condition(key: str, raw: str) -> Q:
     lookup = f"custom_fields__{key}"
     condition = Q(**{lookup: raw})
     try:
-        parsed = json.loads(raw)
+        parsed = json.loads(raw, parse_constant=_reject_constant)
     except ValueError:
+        return condition
+    if isinstance(parsed, float) and not math.isfinite(parsed):  # 1e400: no JSON number; match as text
         return condition
     if parsed is None:
         return Q(**{f"{lookup}__isnull": False}) & Q(**{lookup: None}) | condition
     if isinstance(parsed, bool | int | float):
         return condition | Q(**{lookup: parsed})
     return condition
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")  # NaN, Infinity: matched as text only

@@ -6,8 +6,9 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
+from core.keyset import nullable_sort_expressions
 from core.models import AccountScopedModel
 
 
@@ -25,7 +26,8 @@ class Lead(AccountScopedModel):
     both are unique per account by database constraint, so concurrent creates make one lead."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    email = models.EmailField(max_length=254, null=True, blank=True)
+    # NULL, not "", means "no email": the partial unique constraint then ignores it (§4.1 says null).
+    email = models.EmailField(max_length=254, null=True, blank=True)  # noqa: DJ001
     first_name = models.CharField(max_length=100, blank=True, default="")
     last_name = models.CharField(max_length=100, blank=True, default="")
     company = models.CharField(max_length=200, blank=True, default="")
@@ -42,7 +44,7 @@ class Lead(AccountScopedModel):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_leads"
     )
-    external_id = models.CharField(max_length=200, null=True, blank=True)
+    external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     custom_fields = models.JSONField(default=dict, blank=True)
     possible_duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -74,7 +76,8 @@ class Lead(AccountScopedModel):
             models.Index(fields=["account", "created_at", "id"], name="lead_acct_created_idx"),
             models.Index(fields=["account", "updated_at", "id"], name="lead_acct_updated_idx"),
             models.Index(fields=["account", "score", "id"], name="lead_acct_score_idx"),
-            models.Index(fields=["account", "email", "id"], name="lead_acct_email_idx"),
+            # email is nullable: sorted by (email IS NULL, COALESCE(email, '')), see core.keyset.
+            models.Index(F("account"), *nullable_sort_expressions("email"), F("id"), name="lead_acct_email_sort_idx"),
             models.Index(fields=["account", "company", "id"], name="lead_acct_company_idx"),
             models.Index(fields=["account", "last_name", "id"], name="lead_acct_last_name_idx"),
             # Common filters and the soft-duplicate lookups.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts.models import Role
@@ -13,6 +14,13 @@ from accounts.services import api_key_create
 from .factories import AccountFactory, MembershipFactory, UserFactory
 
 ALL = sorted(ALL_SCOPES)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hasher():
+    """PBKDF2 at Django's default cost takes ~0.2 s per user; tests check behaviour, not hashing cost."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture

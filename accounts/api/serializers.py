@@ -22,8 +22,17 @@ class AccountSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Account
-        fields = ["id", "name", "slug", "plan", "request_budget", "rate_limit_window_seconds", "lead_limit",
-                  "lead_count", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "plan",
+            "request_budget",
+            "rate_limit_window_seconds",
+            "lead_limit",
+            "lead_count",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_rate_limit_window_seconds(self, obj) -> int:
@@ -74,8 +83,20 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "scopes", "created_by", "created_at", "expires_at", "revoked_at",
-                  "last_used_at", "last_used_ip", "request_count", "is_active"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "last_used_ip",
+            "request_count",
+            "is_active",
+        ]
         read_only_fields = fields
 
 

@@ -37,31 +37,38 @@ class MeView(AccountScopedAPIView):
         """Who am I: the user, the account, the role and the credential's scopes."""
         actor = self.actor
         key = actor.api_key
-        return Response({
-            "user": {"id": actor.user.pk, "email": actor.user.email, "name": actor.user.name},
-            "account": {"id": actor.account.pk, "slug": actor.account.slug, "name": actor.account.name,
-                        "plan": actor.account.plan},
-            "role": actor.role,
-            "scopes": sorted(actor.scopes),
-            "credential": {"type": actor.via, "id": key.pk if key else None, "prefix": key.prefix if key else None},
-        })
+        return Response(
+            {
+                "user": {"id": actor.user.pk, "email": actor.user.email, "name": actor.user.name},
+                "account": {
+                    "id": actor.account.pk,
+                    "slug": actor.account.slug,
+                    "name": actor.account.name,
+                    "plan": actor.account.plan,
+                },
+                "role": actor.role,
+                "scopes": sorted(actor.scopes),
+                "credential": {"type": actor.via, "id": key.pk if key else None, "prefix": key.prefix if key else None},
+            }
+        )
 
 
 class AccountView(AccountScopedAPIView):
     required_scopes = {"GET": LEADS_READ, "PUT": ADMIN, "PATCH": ADMIN}
 
     def _body(self):
-        return AccountSerializer(
-            self.account, context={"lead_count": lead_queryset(account=self.account).count()}
-        ).data
+        return AccountSerializer(self.account, context={"lead_count": lead_queryset(account=self.account).count()}).data
 
     @extend_schema(operation_id="account_retrieve", responses={200: AccountSerializer, **errors()})
     def get(self, request):
         """The account: plan, limits and usage."""
         return Response(self._body())
 
-    @extend_schema(operation_id="account_update", request=AccountUpdateSerializer,
-                   responses={200: AccountSerializer, **errors(400)})
+    @extend_schema(
+        operation_id="account_update",
+        request=AccountUpdateSerializer,
+        responses={200: AccountSerializer, **errors(400)},
+    )
     def patch(self, request):
         """Rename the account (admin)."""
         serializer = AccountUpdateSerializer(data=request.data)
@@ -73,13 +80,18 @@ class AccountView(AccountScopedAPIView):
 class MemberListView(AccountScopedAPIView):
     required_scopes = {"GET": LEADS_READ, "POST": ADMIN}
 
-    @extend_schema(operation_id="members_list", responses={200: list_envelope(MembershipSerializer, "MembershipList"), **errors()})
+    @extend_schema(
+        operation_id="members_list", responses={200: list_envelope(MembershipSerializer, "MembershipList"), **errors()}
+    )
     def get(self, request):
         """List the account's members and their roles."""
         return Response(_list(MembershipSerializer(selectors.member_list(account=self.account), many=True).data))
 
-    @extend_schema(operation_id="members_create", request=MembershipCreateSerializer,
-                   responses={201: MembershipSerializer, **errors(400, 409)})
+    @extend_schema(
+        operation_id="members_create",
+        request=MembershipCreateSerializer,
+        responses={201: MembershipSerializer, **errors(400, 409)},
+    )
     def post(self, request):
         """Add a member by email (admin); only an owner can add an owner."""
         serializer = MembershipCreateSerializer(data=request.data)
@@ -94,10 +106,15 @@ class MemberDetailView(AccountScopedAPIView):
     @extend_schema(operation_id="members_retrieve", responses={200: MembershipSerializer, **errors(404)})
     def get(self, request, membership_id: int):
         """One member."""
-        return Response(MembershipSerializer(selectors.member_get(account=self.account, membership_id=membership_id)).data)
+        return Response(
+            MembershipSerializer(selectors.member_get(account=self.account, membership_id=membership_id)).data
+        )
 
-    @extend_schema(operation_id="members_update", request=MembershipUpdateSerializer,
-                   responses={200: MembershipSerializer, **errors(400, 404, 409)})
+    @extend_schema(
+        operation_id="members_update",
+        request=MembershipUpdateSerializer,
+        responses={200: MembershipSerializer, **errors(400, 404, 409)},
+    )
     def patch(self, request, membership_id: int):
         """Change a member's role (admin); the last owner stays an owner."""
         serializer = MembershipUpdateSerializer(data=request.data)
@@ -107,8 +124,9 @@ class MemberDetailView(AccountScopedAPIView):
         )
         return Response(MembershipSerializer(membership).data)
 
-    @extend_schema(operation_id="members_destroy",
-                   responses={204: OpenApiResponse(description="Removed"), **errors(404, 409)})
+    @extend_schema(
+        operation_id="members_destroy", responses={204: OpenApiResponse(description="Removed"), **errors(404, 409)}
+    )
     def delete(self, request, membership_id: int):
         """Remove a member (admin); the last owner cannot be removed."""
         services.member_remove(account=self.account, membership_id=membership_id, actor=self.actor)
@@ -118,13 +136,18 @@ class MemberDetailView(AccountScopedAPIView):
 class ApiKeyListView(AccountScopedAPIView):
     required_scopes = {"*": ADMIN}
 
-    @extend_schema(operation_id="api_keys_list", responses={200: list_envelope(ApiKeySerializer, "ApiKeyList"), **errors()})
+    @extend_schema(
+        operation_id="api_keys_list", responses={200: list_envelope(ApiKeySerializer, "ApiKeyList"), **errors()}
+    )
     def get(self, request):
         """List the account's API keys (prefixes only; the secret is never shown again)."""
         return Response(_list(ApiKeySerializer(selectors.api_key_list(account=self.account), many=True).data))
 
-    @extend_schema(operation_id="api_keys_create", request=ApiKeyCreateSerializer,
-                   responses={201: ApiKeyCreatedSerializer, **errors(400)})
+    @extend_schema(
+        operation_id="api_keys_create",
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer, **errors(400)},
+    )
     def post(self, request):
         """Create an API key; the response holds the full key, shown only this once."""
         serializer = ApiKeyCreateSerializer(data=request.data)
@@ -144,8 +167,9 @@ class ApiKeyDetailView(AccountScopedAPIView):
         """One API key."""
         return Response(ApiKeySerializer(selectors.api_key_get(account=self.account, key_id=key_id)).data)
 
-    @extend_schema(operation_id="api_keys_revoke",
-                   responses={204: OpenApiResponse(description="Revoked"), **errors(404)})
+    @extend_schema(
+        operation_id="api_keys_revoke", responses={204: OpenApiResponse(description="Revoked"), **errors(404)}
+    )
     def delete(self, request, key_id: int):
         """Revoke an API key; it stops working at once."""
         services.api_key_revoke(account=self.account, key_id=key_id, actor=self.actor)

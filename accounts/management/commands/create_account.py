@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from accounts.models import Plan, User
 from accounts.services import account_create
@@ -16,9 +17,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, slug, plan, owner, name, **options):
         email = owner.strip().lower()
-        user = User.objects.filter(email=email).first() or User.objects.create_user(email=email)
         try:
-            account = account_create(slug=slug, name=name, plan=plan, owner=user)
+            # One transaction: a refused account (slug taken) must not leave a new owner user behind.
+            with transaction.atomic():
+                user = User.objects.filter(email=email).first() or User.objects.create_user(email=email)
+                account = account_create(slug=slug, name=name, plan=plan, owner=user)
         except ApplicationError as exc:
             raise CommandError(exc.detail) from exc
         self.stdout.write(f"Created account {account.slug} ({account.plan}) owned by {user.email}")

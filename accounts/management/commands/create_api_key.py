@@ -28,7 +28,9 @@ class Command(BaseCommand):
             raise CommandError("No such member in this account" if user else "The account has no owner")
         try:
             _, raw = api_key_create(
-                account=acct, created_by=membership.user, name=name,
+                account=acct,
+                created_by=membership.user,
+                name=name,
                 scopes=[s.strip() for s in scopes.split(",") if s.strip()],
             )
         except ApplicationError as exc:

@@ -1,0 +1,99 @@
+"""Production mode: `check --deploy` is clean, and missing secrets stop the process (§1)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Variables the settings read; the parent test run's values must not leak into the child.
+SETTINGS_VARIABLES = (
+    "LEADBASE_",
+    "DJANGO_",
+    "DATABASE_",
+    "REDIS_URL",
+    "SQLITE_PATH",
+    "CELERY_",
+    "MEDIA_ROOT",
+)
+
+
+def random_secret_key(length: int = 60) -> str:
+    alphabet = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS_VARIABLES)}
+    env.update(
+        LEADBASE_ENV="production",
+        DJANGO_SECRET_KEY=random_secret_key(),
+        DJANGO_ALLOWED_HOSTS="leads.example.com",
+        DATABASE_URL=f"sqlite:///{tmp_path}/x.sqlite3",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603 (our own manage.py)
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_deploy_is_clean_in_production_mode(tmp_path):
+    result = manage(production_env(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected_check"),
+    [
+        ({"DJANGO_SECRET_KEY": "too-short"}, "security.W009"),
+        ({"DJANGO_DEBUG": "true"}, "security.W018"),
+        ({"DJANGO_SECURE_SSL_REDIRECT": "false"}, "security.W008"),
+    ],
+    ids=["weak-secret-key", "debug-on", "no-ssl-redirect"],
+)
+def test_check_deploy_still_reports_an_unsafe_production_setting(tmp_path, overrides, expected_check):
+    """The clean result above comes from the settings, not from silenced checks."""
+    result = manage(production_env(tmp_path, **overrides), "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert expected_check in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"])
+def test_production_mode_without_a_required_setting_fails_to_start(tmp_path, missing):
+    result = manage(production_env(tmp_path, **{missing: None}), "check")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"{missing} must be set in production mode" in result.stderr
+
+
+def test_production_mode_with_a_blank_secret_key_fails_to_start(tmp_path):
+    result = manage(production_env(tmp_path, DJANGO_SECRET_KEY="   "), "check")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_unknown_run_mode_fails_to_start(tmp_path):
+    result = manage(production_env(tmp_path, LEADBASE_ENV="staging"), "check")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
