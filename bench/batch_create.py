@@ -36,7 +36,9 @@ def main() -> None:
         session = requests.Session()
         session.headers.update({"X-API-Key": key})
         # Warm up both paths (imports, connections) before measuring.
-        session.post(f"{base}/api/v1/leads/batch", json={"leads": [lead_payload(rng, i, new_run_id()) for i in range(5)]})
+        session.post(
+            f"{base}/api/v1/leads/batch", json={"leads": [lead_payload(rng, i, new_run_id()) for i in range(5)]}
+        )
         session.post(f"{base}/api/v1/leads", json=lead_payload(rng, 0, new_run_id()))
         for _ in range(args.runs):
             leads = [lead_payload(rng, i, new_run_id()) for i in range(args.size)]
@@ -58,13 +60,19 @@ def main() -> None:
     ms = lambda x: f"{x * 1000:,.1f}"  # noqa: E731
     print(f"| path ({args.size} leads) | median ms | min–max ms | leads/s |")
     print("| --- | ---: | ---: | ---: |")
-    for name, row in (("POST /leads/batch (HTTP, gunicorn)", b), ("psycopg COPY (floor)", c),
-                      (f"{args.size} × POST /leads (HTTP, keep-alive)", s)):
-        print(f"| {name} | {ms(row['median'])} | {ms(row['min'])}–{ms(row['max'])} | "
-              f"{args.size / row['median']:,.0f} |")
+    for name, row in (
+        ("POST /leads/batch (HTTP, gunicorn)", b),
+        ("psycopg COPY (floor)", c),
+        (f"{args.size} × POST /leads (HTTP, keep-alive)", s),
+    ):
+        print(
+            f"| {name} | {ms(row['median'])} | {ms(row['min'])}–{ms(row['max'])} | {args.size / row['median']:,.0f} |"
+        )
     print()
-    print(f"batch vs single: {s['median'] / b['median']:.1f}× faster; "
-          f"batch vs COPY: {b['median'] / c['median']:.1f}× slower; runs: {args.runs}")
+    print(
+        f"batch vs single: {s['median'] / b['median']:.1f}× faster; "
+        f"batch vs COPY: {b['median'] / c['median']:.1f}× slower; runs: {args.runs}"
+    )
 
 
 if __name__ == "__main__":

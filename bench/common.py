@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -17,15 +18,88 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/leadbase_bench"
 
-FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Linus", "Guido", "Radia", "Ken",
-         "Frances", "John", "Sophie", "Tim", "Katherine", "Dennis", "Hedy", "Niklaus", "Shafi", "Maria", "Wei",
-         "Aisha", "Lars", "Yuki", "Carlos", "Priya", "Olu", "Anna", "Mehmet"]
-LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Torvalds", "Rossum",
-        "Perlman", "Thompson", "Allen", "McCarthy", "Wilson", "Johnson", "Ritchie", "Lamarr", "Wirth",
-        "Goldwasser", "Garcia", "Chen", "Khan", "Nilsson", "Tanaka", "Silva", "Patel", "Okafor", "Schmidt"]
-COMPANIES = [f"{a} {b}" for a in ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Soylent",
-                                  "Tyrell", "Cyberdyne", "Wonka", "Vandelay", "Pied Piper", "Aperture"]
-             for b in ["Inc", "GmbH", "Ltd", "Labs", "Systems", "Group"]]
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Margaret",
+    "Linus",
+    "Guido",
+    "Radia",
+    "Ken",
+    "Frances",
+    "John",
+    "Sophie",
+    "Tim",
+    "Katherine",
+    "Dennis",
+    "Hedy",
+    "Niklaus",
+    "Shafi",
+    "Maria",
+    "Wei",
+    "Aisha",
+    "Lars",
+    "Yuki",
+    "Carlos",
+    "Priya",
+    "Olu",
+    "Anna",
+    "Mehmet",
+]
+LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Hamilton",
+    "Torvalds",
+    "Rossum",
+    "Perlman",
+    "Thompson",
+    "Allen",
+    "McCarthy",
+    "Wilson",
+    "Johnson",
+    "Ritchie",
+    "Lamarr",
+    "Wirth",
+    "Goldwasser",
+    "Garcia",
+    "Chen",
+    "Khan",
+    "Nilsson",
+    "Tanaka",
+    "Silva",
+    "Patel",
+    "Okafor",
+    "Schmidt",
+]
+COMPANIES = [
+    f"{a} {b}"
+    for a in [
+        "Acme",
+        "Globex",
+        "Initech",
+        "Umbrella",
+        "Hooli",
+        "Stark",
+        "Wayne",
+        "Soylent",
+        "Tyrell",
+        "Cyberdyne",
+        "Wonka",
+        "Vandelay",
+        "Pied Piper",
+        "Aperture",
+    ]
+    for b in ["Inc", "GmbH", "Ltd", "Labs", "Systems", "Group"]
+]
 TITLES = ["CTO", "VP Engineering", "Head of Sales", "Developer", "Founder", "Product Manager", "RevOps Lead"]
 COUNTRIES = ["DE", "US", "GB", "FR", "NL", "SE", "ES", "IT", "CA", "AU", "JP", "IN", "BR"]
 SOURCES = ["web_form", "import", "partner:acme", "webinar", "referral", "conference"]
@@ -40,27 +114,44 @@ def lead_payload(rng: random.Random, n: int, run: str) -> dict:
     company = rng.choice(COMPANIES)
     return {
         "email": f"{first}.{last}.{run}.{n}@{company.split()[0].lower()}.example".lower(),
-        "first_name": first, "last_name": last, "company": company, "job_title": rng.choice(TITLES),
-        "phone": f"+4930{rng.randint(1000000, 9999999)}", "country": rng.choice(COUNTRIES),
-        "city": rng.choice(CITIES), "source": rng.choice(SOURCES), "status": rng.choice(STATUSES),
-        "tags": rng.sample(TAGS, rng.randint(0, 3)), "external_id": f"crm-{run}-{n}",
+        "first_name": first,
+        "last_name": last,
+        "company": company,
+        "job_title": rng.choice(TITLES),
+        "phone": f"+4930{rng.randint(1000000, 9999999)}",
+        "country": rng.choice(COUNTRIES),
+        "city": rng.choice(CITIES),
+        "source": rng.choice(SOURCES),
+        "status": rng.choice(STATUSES),
+        "tags": rng.sample(TAGS, rng.randint(0, 3)),
+        "external_id": f"crm-{run}-{n}",
         "custom_fields": {"employees": rng.choice([5, 20, 80, 250, 1200]), "newsletter": rng.random() < 0.5},
     }
 
 
 def django_env(database_url: str) -> dict:
     env = dict(os.environ)
-    env.update({"DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings",
-                "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost"})
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        }
+    )
     env.pop("REDIS_URL", None) if "BENCH_REDIS_URL" not in os.environ else env.update(
-        {"REDIS_URL": os.environ["BENCH_REDIS_URL"]})
+        {"REDIS_URL": os.environ["BENCH_REDIS_URL"]}
+    )
     return env
 
 
 def manage(database_url: str, *args: str) -> str:
     return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env=django_env(database_url), check=True,
-        capture_output=True, text=True, cwd=ROOT,
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=django_env(database_url),
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     ).stdout
 
 
@@ -78,12 +169,11 @@ def ensure_database(database_url: str) -> None:
 
 def bench_account(database_url: str, slug: str = "bench") -> str:
     """Create (once) a pro account and return a fresh all-scopes API key."""
-    try:
+    with contextlib.suppress(subprocess.CalledProcessError):  # exists already
         manage(database_url, "create_account", slug, "--plan", "pro", "--owner", f"owner@{slug}.example")
-    except subprocess.CalledProcessError:
-        pass  # exists already
-    return manage(database_url, "create_api_key", "--account", slug, "--name", "bench",
-                  "--scopes", "leads:read,leads:write,admin").strip()
+    return manage(
+        database_url, "create_api_key", "--account", slug, "--name", "bench", "--scopes", "leads:read,leads:write,admin"
+    ).strip()
 
 
 def free_port() -> int:
@@ -99,9 +189,22 @@ def gunicorn(database_url: str, workers: int = 2) -> Iterator[str]:
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", "--timeout", "120"],
-        env=django_env(database_url), cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--timeout",
+            "120",
+        ],
+        env=django_env(database_url),
+        cwd=ROOT,
     )
     base = f"http://127.0.0.1:{port}"
     try:

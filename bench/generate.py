@@ -15,12 +15,44 @@ import uuid
 
 import psycopg
 
-from .common import (CITIES, COMPANIES, COUNTRIES, DEFAULT_DB, FIRST, LAST, SOURCES, STATUSES, TAGS, TITLES,
-                     bench_account, ensure_database)
+from .common import (
+    CITIES,
+    COMPANIES,
+    COUNTRIES,
+    DEFAULT_DB,
+    FIRST,
+    LAST,
+    SOURCES,
+    STATUSES,
+    TAGS,
+    TITLES,
+    bench_account,
+    ensure_database,
+)
 
-COLUMNS = ("id", "account_id", "email", "first_name", "last_name", "company", "job_title", "website", "city",
-           "phone", "country", "source", "status", "score", "score_breakdown", "tags", "external_id",
-           "custom_fields", "version", "created_at", "updated_at")
+COLUMNS = (
+    "id",
+    "account_id",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "job_title",
+    "website",
+    "city",
+    "phone",
+    "country",
+    "source",
+    "status",
+    "score",
+    "score_breakdown",
+    "tags",
+    "external_id",
+    "custom_fields",
+    "version",
+    "created_at",
+    "updated_at",
+)
 
 
 def rows(account_id: int, count: int, seed: int, run: str):
@@ -31,12 +63,27 @@ def rows(account_id: int, count: int, seed: int, run: str):
         company = rng.choice(COMPANIES)
         created = start + dt.timedelta(seconds=rng.randint(0, 60 * 60 * 24 * 700))
         yield (
-            uuid.uuid4(), account_id,
+            uuid.uuid4(),
+            account_id,
             f"{first}.{last}.{run}.{n}@{company.split()[0].lower()}.example".lower(),
-            first, last, company, rng.choice(TITLES), "", rng.choice(CITIES),
-            f"+4930{rng.randint(1000000, 9999999)}", rng.choice(COUNTRIES), rng.choice(SOURCES),
-            rng.choice(STATUSES), rng.randint(0, 100), "[]", json.dumps(rng.sample(TAGS, rng.randint(0, 3))),
-            f"gen-{run}-{n}", json.dumps({"employees": rng.choice([5, 20, 80, 250, 1200])}), 1, created, created,
+            first,
+            last,
+            company,
+            rng.choice(TITLES),
+            "",
+            rng.choice(CITIES),
+            f"+4930{rng.randint(1000000, 9999999)}",
+            rng.choice(COUNTRIES),
+            rng.choice(SOURCES),
+            rng.choice(STATUSES),
+            rng.randint(0, 100),
+            "[]",
+            json.dumps(rng.sample(TAGS, rng.randint(0, 3))),
+            f"gen-{run}-{n}",
+            json.dumps({"employees": rng.choice([5, 20, 80, 250, 1200])}),
+            1,
+            created,
+            created,
         )
 
 
@@ -44,10 +91,13 @@ def copy_leads(conninfo: str, account_id: int, count: int, seed: int = 1, run: s
     """COPY `count` leads for the account; returns seconds spent."""
     run = run or uuid.uuid4().hex[:6]
     started = time.perf_counter()
-    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
-        with cur.copy(f"COPY leads_lead ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in rows(account_id, count, seed, run):
-                copy.write_row(row)
+    with (
+        psycopg.connect(conninfo) as conn,
+        conn.cursor() as cur,
+        cur.copy(f"COPY leads_lead ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows(account_id, count, seed, run):
+            copy.write_row(row)
     return time.perf_counter() - started
 
 
@@ -68,8 +118,9 @@ def main() -> None:
     seconds = copy_leads(args.database_url, account_id(args.database_url, args.account), args.rows, args.seed)
     with psycopg.connect(args.database_url, autocommit=True) as conn:
         conn.execute("ANALYZE leads_lead")
-    print(f"Loaded {args.rows} leads into account {args.account!r} in {seconds:.1f} s "
-          f"({args.rows / seconds:,.0f} rows/s)")
+    print(
+        f"Loaded {args.rows} leads into account {args.account!r} in {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,16 @@ ERROR_CODES: dict[str, tuple[int, str, str]] = {
     "unknown_field": (400, "Unknown field", "The body has a field the resource does not have."),
     "read_only_field": (400, "Read-only field", "The body writes a field that only the server sets."),
     "unknown_filter": (400, "Unknown filter", "A query parameter is not a known filter of this list."),
-    "invalid_filter": (400, "Invalid filter value", "A filter's value is malformed (wrong type, bad date, bad choice)."),
-    "invalid_parameter": (400, "Invalid parameter", "`limit`, `sort`, `count` or another query parameter is malformed."),
+    "invalid_filter": (
+        400,
+        "Invalid filter value",
+        "A filter's value is malformed (wrong type, bad date, bad choice).",
+    ),
+    "invalid_parameter": (
+        400,
+        "Invalid parameter",
+        "`limit`, `sort`, `count` or another query parameter is malformed.",
+    ),
     "invalid_cursor": (400, "Invalid cursor", "The cursor was tampered with or belongs to another list or sort."),
     "malformed_request": (400, "Malformed request", "The body is not valid JSON or not of the expected shape."),
     "authentication_required": (401, "Authentication required", "No credentials were sent."),
@@ -31,9 +39,25 @@ ERROR_CODES: dict[str, tuple[int, str, str]] = {
     "not_acceptable": (406, "Not acceptable", "The requested response format is not available."),
     "duplicate_lead": (409, "Duplicate lead", "A lead with this email or external_id exists; see `existing_id`."),
     "conflict": (409, "Conflict", "The request conflicts with the current state of the resource."),
+    "duplicate_in_batch": (
+        409,
+        "Duplicate in batch",
+        "An earlier item of the same batch has this email or external_id.",
+    ),
+    "idempotency_key_in_progress": (
+        409,
+        "Request in progress",
+        "A request with this Idempotency-Key is still running; retry shortly.",
+    ),
     "precondition_failed": (412, "Precondition failed", "`If-Match` does not match the resource's current ETag."),
     "payload_too_large": (413, "Payload too large", "The request body is larger than the server accepts."),
+    "batch_too_large": (413, "Batch too large", "A batch holds at most 500 items."),
     "unsupported_media_type": (415, "Unsupported media type", "Send `Content-Type: application/json`."),
+    "idempotency_key_reused": (
+        422,
+        "Idempotency key reused",
+        "This Idempotency-Key was used with a different request body.",
+    ),
     "rate_limited": (429, "Too many requests", "The account or client used its request budget; see `Retry-After`."),
     "internal_error": (500, "Internal error", "Something failed on our side; quote `request_id` to support."),
     "service_unavailable": (503, "Service unavailable", "A backing service is unavailable; retry later."),
@@ -126,3 +150,19 @@ class PlanLimitReached(ApplicationError):
 
 def field_error(field: str, message: str, code: str = "invalid") -> dict[str, str]:
     return {"field": field, "code": code, "message": message}
+
+
+class BatchTooLarge(ApplicationError):
+    code = "batch_too_large"
+
+
+class IdempotencyKeyReused(ApplicationError):
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInProgress(ApplicationError):
+    code = "idempotency_key_in_progress"
+
+
+class MalformedRequest(ApplicationError):
+    code = "malformed_request"

@@ -29,9 +29,7 @@ def flatten_validation_errors(detail: Any, prefix: str = "") -> list[dict[str, s
     elif isinstance(detail, list):
         if all(isinstance(item, drf.ErrorDetail | str) for item in detail):
             for item in detail:
-                out.append(
-                    {"field": prefix or None, "code": getattr(item, "code", "invalid"), "message": str(item)}
-                )
+                out.append({"field": prefix or None, "code": getattr(item, "code", "invalid"), "message": str(item)})
         else:
             for index, item in enumerate(detail):
                 out.extend(flatten_validation_errors(item, f"{prefix}[{index}]" if prefix else f"[{index}]"))

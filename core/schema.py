@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters as df
+from django import forms
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
@@ -55,7 +56,8 @@ def filterset_parameters(filterset_class) -> list[OpenApiParameter]:
         if isinstance(flt, df.BooleanFilter):
             kind = OpenApiTypes.BOOL
         elif isinstance(flt, df.NumberFilter) and not isinstance(flt, df.BaseInFilter):
-            kind = OpenApiTypes.NUMBER
+            integer = issubclass(flt.field_class, forms.IntegerField)
+            kind = OpenApiTypes.INT if integer else OpenApiTypes.NUMBER
         elif isinstance(flt, df.IsoDateTimeFilter):
             kind = OpenApiTypes.DATETIME
         else:
@@ -69,8 +71,15 @@ def filterset_parameters(filterset_class) -> list[OpenApiParameter]:
         if isinstance(flt, df.BaseInFilter):
             description = description or "Comma-separated values."
         params.append(
-            OpenApiParameter(name, kind, OpenApiParameter.QUERY, required=False, many=many or None,
-                             enum=enum, description=description)
+            OpenApiParameter(
+                name,
+                kind,
+                OpenApiParameter.QUERY,
+                required=False,
+                many=many or None,
+                enum=enum,
+                description=description,
+            )
         )
     return params
 

@@ -55,7 +55,9 @@ def lead_list(*, account: Account, params) -> LeadPage:
     qs = lead_filter(account=account, params=params)
     page = paginate(qs, keys=keys, limit=limit, cursor=params.get("cursor") or None, scope=f"leads:{account.pk}")
     return LeadPage(
-        items=page.items, next_cursor=page.next_cursor, has_more=page.has_more,
+        items=page.items,
+        next_cursor=page.next_cursor,
+        has_more=page.has_more,
         total_count=qs.count() if count else None,
     )
 
@@ -68,8 +70,9 @@ def _parse_bool_param(raw: str | None, name: str) -> bool:
         return True
     if value in ("false", "0"):
         return False
-    raise InvalidParameter(f"{name} must be true or false.", errors=[
-        {"field": name, "code": "invalid", "message": "Use true or false."}])
+    raise InvalidParameter(
+        f"{name} must be true or false.", errors=[{"field": name, "code": "invalid", "message": "Use true or false."}]
+    )
 
 
 def lead_get(*, account: Account, lead_id, for_update: bool = False) -> Lead:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 from rest_framework import serializers
 
@@ -81,11 +82,66 @@ class LeadOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Lead
         fields = [
-            "id", "email", "first_name", "last_name", "company", "job_title", "website", "city", "phone",
-            "country", "source", "status", "score", "score_breakdown", "tags", "owner", "external_id",
-            "custom_fields", "possible_duplicate_of", "created_at", "updated_at", "scored_at",
+            "id",
+            "email",
+            "first_name",
+            "last_name",
+            "company",
+            "job_title",
+            "website",
+            "city",
+            "phone",
+            "country",
+            "source",
+            "status",
+            "score",
+            "score_breakdown",
+            "tags",
+            "owner",
+            "external_id",
+            "custom_fields",
+            "possible_duplicate_of",
+            "created_at",
+            "updated_at",
+            "scored_at",
         ]
         read_only_fields = fields
+
+
+def _iso(value):
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def lead_to_dict(lead: Lead) -> dict:
+    """The lead as LeadOutputSerializer renders it (a test keeps them equal), ~20x cheaper.
+    Hot paths (lists, batches) render with this; the serializer documents the schema."""
+    return {
+        "id": str(lead.id),
+        "email": lead.email,
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "company": lead.company,
+        "job_title": lead.job_title,
+        "website": lead.website,
+        "city": lead.city,
+        "phone": lead.phone,
+        "country": lead.country,
+        "source": lead.source,
+        "status": lead.status,
+        "score": lead.score,
+        "score_breakdown": lead.score_breakdown,
+        "tags": lead.tags,
+        "owner": lead.owner_id,
+        "external_id": lead.external_id,
+        "custom_fields": lead.custom_fields,
+        "possible_duplicate_of": str(lead.possible_duplicate_of_id) if lead.possible_duplicate_of_id else None,
+        "created_at": _iso(lead.created_at),
+        "updated_at": _iso(lead.updated_at),
+        "scored_at": _iso(lead.scored_at),
+    }
 
 
 class LeadListSerializer(serializers.Serializer):
@@ -93,3 +149,51 @@ class LeadListSerializer(serializers.Serializer):
     next_cursor = serializers.CharField(allow_null=True)
     has_more = serializers.BooleanField()
     total_count = serializers.IntegerField(required=False, help_text="Only with count=true.")
+
+
+class LeadBatchUpdateItemSerializer(LeadInputSerializer):
+    """One item of PUT /leads/batch: the lead's id, the fields to change, and tag edits."""
+
+    id = serializers.UUIDField()
+    add_tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=MAX_TAGS)
+    remove_tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=MAX_TAGS)
+
+
+class BatchCreateRequestSerializer(serializers.Serializer):
+    leads = LeadInputSerializer(many=True, help_text="1-500 leads.")
+
+
+class BatchUpdateRequestSerializer(serializers.Serializer):
+    leads = LeadBatchUpdateItemSerializer(many=True, help_text="1-500 partial updates, each with its id.")
+
+
+class BatchDeleteRequestSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.UUIDField(), help_text="1-500 lead ids.")
+
+
+class BatchItemErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    errors = serializers.ListField(child=serializers.DictField(), required=False)
+    existing_id = serializers.UUIDField(required=False)
+    duplicate_of_index = serializers.IntegerField(required=False)
+
+
+class BatchItemResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.IntegerField()
+    id = serializers.UUIDField(required=False)
+    outcome = serializers.ChoiceField(choices=["created", "updated", "skipped", "unchanged", "deleted"], required=False)
+    lead = LeadOutputSerializer(required=False)
+    error = BatchItemErrorSerializer(required=False)
+
+
+class BatchSummarySerializer(serializers.Serializer):
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class BatchResponseSerializer(serializers.Serializer):
+    results = BatchItemResultSerializer(many=True)
+    summary = BatchSummarySerializer()
+    dry_run = serializers.BooleanField()

@@ -1,9 +1,11 @@
 from django.urls import re_path
 
+from .batch import LeadBatchView
 from .views import LeadDetailView, LeadListCreateView
 
 # Paths are served without a trailing slash; one is accepted too, never redirected (§4).
 urlpatterns = [
     re_path(r"^leads/?$", LeadListCreateView.as_view(), name="lead-list"),
+    re_path(r"^leads/batch/?$", LeadBatchView.as_view(), name="lead-batch"),
     re_path(r"^leads/(?P<lead_id>[^/]+)/?$", LeadDetailView.as_view(), name="lead-detail"),
 ]

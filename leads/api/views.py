@@ -11,17 +11,19 @@ from rest_framework.response import Response
 
 from core.api import AccountScopedAPIView
 from core.errors import InvalidParameter
+from core.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from core.schema import errors, filterset_parameters
 
 from .. import selectors, services
 from ..filtersets import LeadFilterSet
-from .serializers import LeadInputSerializer, LeadListSerializer, LeadOutputSerializer
+from .serializers import LeadInputSerializer, LeadListSerializer, LeadOutputSerializer, lead_to_dict
 
 LIST_PARAMETERS = [
     OpenApiParameter("limit", int, description="Page size, 1-500 (default 50)."),
     OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
     OpenApiParameter(
-        "sort", str,
+        "sort",
+        str,
         description="Comma-separated of created_at, updated_at, score, email, company, last_name; '-' for "
         "descending. Default -created_at; id is always the final tie-breaker.",
     ),
@@ -29,7 +31,9 @@ LIST_PARAMETERS = [
     *filterset_parameters(LeadFilterSet),
 ]
 ON_DUPLICATE_PARAMETER = OpenApiParameter(
-    "on_duplicate", str, enum=list(services.ON_DUPLICATE_CHOICES),
+    "on_duplicate",
+    str,
+    enum=list(services.ON_DUPLICATE_CHOICES),
     description="error (default): 409 duplicate_lead; update: merge into the existing lead; skip: return it.",
 )
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description="ETag from a previous read.")
@@ -46,13 +50,14 @@ def parse_on_duplicate(request) -> str:
 
 
 class LeadListCreateView(AccountScopedAPIView):
-    @extend_schema(operation_id="leads_list", parameters=LIST_PARAMETERS,
-                   responses={200: LeadListSerializer, **errors(400)})
+    @extend_schema(
+        operation_id="leads_list", parameters=LIST_PARAMETERS, responses={200: LeadListSerializer, **errors(400)}
+    )
     def get(self, request):
         """List leads: filters, sort and cursor pagination."""
         page = selectors.lead_list(account=self.account, params=request.query_params)
         body = {
-            "results": LeadOutputSerializer(page.items, many=True).data,
+            "results": [lead_to_dict(lead) for lead in page.items],
             "next_cursor": page.next_cursor,
             "has_more": page.has_more,
         }
@@ -66,9 +71,12 @@ class LeadListCreateView(AccountScopedAPIView):
         return Response(body, headers=headers)
 
     @extend_schema(
-        operation_id="leads_create", request=LeadInputSerializer, parameters=[ON_DUPLICATE_PARAMETER],
-        responses={201: LeadOutputSerializer, 200: LeadOutputSerializer, **errors(400, 409)},
+        operation_id="leads_create",
+        request=LeadInputSerializer,
+        parameters=[ON_DUPLICATE_PARAMETER, IDEMPOTENCY_PARAMETER],
+        responses={201: LeadOutputSerializer, 200: LeadOutputSerializer, **errors(400, 409, 422)},
     )
+    @idempotent
     def post(self, request):
         """Create a lead, deduplicated by email or external_id."""
         on_duplicate = parse_on_duplicate(request)
@@ -83,7 +91,8 @@ class LeadListCreateView(AccountScopedAPIView):
         if created:
             headers["Location"] = request.build_absolute_uri(f"/api/v1/leads/{lead.pk}")
         return Response(
-            LeadOutputSerializer(lead).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            lead_to_dict(lead),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
             headers=headers,
         )
 
@@ -96,10 +105,12 @@ class LeadDetailView(AccountScopedAPIView):
         not_modified = get_conditional_response(request._request, etag=lead.etag)
         if not_modified is not None:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": lead.etag})
-        return Response(LeadOutputSerializer(lead).data, headers={"ETag": lead.etag})
+        return Response(lead_to_dict(lead), headers={"ETag": lead.etag})
 
     @extend_schema(
-        operation_id="leads_update", request=LeadInputSerializer, parameters=[IF_MATCH],
+        operation_id="leads_update",
+        request=LeadInputSerializer,
+        parameters=[IF_MATCH],
         responses={200: LeadOutputSerializer, **errors(400, 404, 409, 412)},
     )
     def put(self, request, lead_id):
@@ -107,26 +118,32 @@ class LeadDetailView(AccountScopedAPIView):
         serializer = LeadInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lead = services.lead_update(
-            account=self.account, actor=self.actor, lead_id=lead_id, data=serializer.validated_data,
+            account=self.account,
+            actor=self.actor,
+            lead_id=lead_id,
+            data=serializer.validated_data,
             if_match=request.headers.get("If-Match"),
         )
-        return Response(LeadOutputSerializer(lead).data, headers={"ETag": lead.etag})
+        return Response(lead_to_dict(lead), headers={"ETag": lead.etag})
 
     @extend_schema(
-        operation_id="leads_partial_update", request=LeadInputSerializer, parameters=[IF_MATCH],
+        operation_id="leads_partial_update",
+        request=LeadInputSerializer,
+        parameters=[IF_MATCH],
         responses={200: LeadOutputSerializer, **errors(400, 404, 409, 412)},
     )
     def patch(self, request, lead_id):
         """Partially update a lead (same as PUT)."""
         return self.put(request, lead_id)
 
-    @extend_schema(operation_id="leads_destroy", parameters=[IF_MATCH],
-                   responses={204: OpenApiResponse(description="Deleted"), **errors(404, 412)})
+    @extend_schema(
+        operation_id="leads_destroy",
+        parameters=[IF_MATCH],
+        responses={204: OpenApiResponse(description="Deleted"), **errors(404, 412)},
+    )
     def delete(self, request, lead_id):
         """Delete a lead."""
         services.lead_delete(
             account=self.account, actor=self.actor, lead_id=lead_id, if_match=request.headers.get("If-Match")
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-

@@ -2,7 +2,8 @@
 
 import random
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Account, Membership, Role, User
@@ -11,18 +12,72 @@ from accounts.services import account_create, api_key_create
 from leads.models import LeadStatus
 from leads.services import lead_create
 
-FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Linus", "Guido", "Radia", "Ken",
-         "Frances", "John", "Sophie", "Tim", "Katherine", "Dennis", "Hedy", "Niklaus", "Shafi"]
-LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Torvalds", "Rossum",
-        "Perlman", "Thompson", "Allen", "McCarthy", "Wilson", "Berners-Lee", "Johnson", "Ritchie", "Lamarr",
-        "Wirth", "Goldwasser"]
-COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Enterprises",
-             "Soylent", "Tyrell", "Cyberdyne", "Wonka", "Vandelay"]
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Margaret",
+    "Linus",
+    "Guido",
+    "Radia",
+    "Ken",
+    "Frances",
+    "John",
+    "Sophie",
+    "Tim",
+    "Katherine",
+    "Dennis",
+    "Hedy",
+    "Niklaus",
+    "Shafi",
+]
+LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Hamilton",
+    "Torvalds",
+    "Rossum",
+    "Perlman",
+    "Thompson",
+    "Allen",
+    "McCarthy",
+    "Wilson",
+    "Berners-Lee",
+    "Johnson",
+    "Ritchie",
+    "Lamarr",
+    "Wirth",
+    "Goldwasser",
+]
+COMPANIES = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Wonka",
+    "Vandelay",
+]
 TITLES = ["CTO", "VP Engineering", "Head of Sales", "Developer", "Founder", "Product Manager", "RevOps Lead"]
 COUNTRIES = ["DE", "US", "GB", "FR", "NL", "SE", "ES", "IT", "CA", "AU"]
 SOURCES = ["web_form", "import", "partner:acme", "webinar", "referral"]
 TAGS = ["enterprise", "smb", "hot", "newsletter", "conference", "trial", "churn-risk"]
 CITIES = ["Berlin", "New York", "London", "Paris", "Amsterdam", "Stockholm", "Madrid", "Rome", "Toronto"]
+
+
+DEMO_PASSWORD = "demo"  # noqa: S105  the documented demo login (§4.14), embedded mode only
 
 
 class Command(BaseCommand):
@@ -31,18 +86,25 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--leads", type=int, default=200)
         parser.add_argument("--quiet-key", action="store_true", help="Print only the API key.")
+        parser.add_argument(
+            "--allow-production", action="store_true", help="Seed even with LEADBASE_ENV=production (a known password!)."
+        )
 
-    def handle(self, *args, leads: int, quiet_key: bool, **options):
-        rng = random.Random(42)  # the same demo data every time
+    def handle(self, *args, leads: int, quiet_key: bool, allow_production: bool = False, **options):
+        if settings.PRODUCTION and not allow_production:
+            raise CommandError("seed_demo creates a login with a known password; it refuses to run in production.")
+        rng = random.Random(42)  # noqa: S311  # the same demo data every time
         with transaction.atomic():
             user = User.objects.filter(email="demo@example.com").first()
             if user is None:
-                user = User.objects.create_superuser(email="demo@example.com", password="demo", name="Demo Owner")
+                user = User.objects.create_superuser(
+                    email="demo@example.com", password=DEMO_PASSWORD, name="Demo Owner"
+                )
             account = Account.objects.filter(slug="demo").first()
             if account is None:
                 account = account_create(slug="demo", name="Demo Inc.", plan="pro", owner=user)
             rep = User.objects.filter(email="rep@example.com").first() or User.objects.create_user(
-                email="rep@example.com", password="demo", name="Demo Rep"
+                email="rep@example.com", password=DEMO_PASSWORD, name="Demo Rep"
             )
             Membership.objects.get_or_create(account=account, user=rep, defaults={"role": Role.MEMBER})
             owners = [user.pk, rep.pk, None]
@@ -52,12 +114,21 @@ class Command(BaseCommand):
                 country = rng.choice(COUNTRIES)
                 data = {
                     "email": f"{first}.{last}.{i}@{company.split()[0].lower()}.example".lower(),
-                    "first_name": first, "last_name": last, "company": company,
-                    "job_title": rng.choice(TITLES), "country": country, "city": rng.choice(CITIES),
-                    "source": rng.choice(SOURCES), "status": rng.choice(LeadStatus.values),
-                    "tags": rng.sample(TAGS, rng.randint(0, 3)), "owner": rng.choice(owners),
+                    "first_name": first,
+                    "last_name": last,
+                    "company": company,
+                    "job_title": rng.choice(TITLES),
+                    "country": country,
+                    "city": rng.choice(CITIES),
+                    "source": rng.choice(SOURCES),
+                    "status": rng.choice(LeadStatus.values),
+                    "tags": rng.sample(TAGS, rng.randint(0, 3)),
+                    "owner": rng.choice(owners),
                     "external_id": f"crm-{i:05d}",
-                    "custom_fields": {"employees": rng.choice([5, 20, 80, 250, 1200]), "newsletter": rng.random() < 0.5},
+                    "custom_fields": {
+                        "employees": rng.choice([5, 20, 80, 250, 1200]),
+                        "newsletter": rng.random() < 0.5,
+                    },
                 }
                 lead_create(account=account, actor=None, data=data, on_duplicate="skip")
             _, raw_key = api_key_create(account=account, created_by=user, name="demo key", scopes=list(ALL_SCOPES))

@@ -1,0 +1,158 @@
+"""`Idempotency-Key` for every POST of the API (§4.4).
+
+The same key with the same request within 24 h replays the first response without doing the
+work again; with a different request it is 422 `idempotency_key_reused`; while the first request
+is still running a duplicate is refused with 409 `idempotency_key_in_progress` (never run twice).
+Keys are per account: one account's keys are invisible to another.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.response import Response
+
+from .errors import IdempotencyKeyInProgress, IdempotencyKeyReused, InvalidParameter
+from .models import IdempotencyKey
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+# Content-Type is not copied from the header: an unrendered DRF Response still carries Django's
+# default text/html there. Only an explicit `content_type` (problem+json) is stored; otherwise the
+# replay is rendered by content negotiation, as the first response was.
+REPLAYED_HEADERS = ("Location", "ETag", "X-Leadbase-Outcome")
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Make the POST safe to retry: the same key and body within 24 h replay the first response.",
+)
+
+
+def request_fingerprint(request) -> str:
+    """SHA-256 of method, path, query and the body (canonical JSON when it parses)."""
+    raw = request._request.body
+    try:
+        body = json.dumps(json.loads(raw or b"null"), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        body = raw
+    digest = hashlib.sha256()
+    for part in (
+        request.method.encode(),
+        request.path.rstrip("/").encode(),
+        request.META.get("QUERY_STRING", "").encode(),
+    ):
+        digest.update(part + b"\0")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def _claim(account, key: str, request, fingerprint: str) -> IdempotencyKey | Response:
+    """Insert the key as in_progress (committed at once), or return the stored outcome."""
+    now = timezone.now()
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                return IdempotencyKey.objects.create(
+                    account=account,
+                    key=key,
+                    method=request.method,
+                    path=request.path[:500],
+                    request_hash=fingerprint,
+                    expires_at=now + IDEMPOTENCY_TTL,
+                )
+        except IntegrityError:
+            existing = IdempotencyKey.objects.for_account(account).filter(key=key).first()
+            if existing is None:
+                continue  # deleted between our insert and read: try once more
+            if existing.expires_at <= now:
+                IdempotencyKey.objects.filter(pk=existing.pk, expires_at__lte=now).delete()
+                continue
+            if existing.request_hash != fingerprint:
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was already used with a different request; use a new key."
+                ) from None
+            if existing.state == IdempotencyKey.State.IN_PROGRESS:
+                raise IdempotencyKeyInProgress(
+                    "A request with this Idempotency-Key is still running; retry shortly.", retry_after=1
+                ) from None
+            return _replay(existing)
+    raise IdempotencyKeyInProgress("Could not claim the Idempotency-Key; retry shortly.", retry_after=1)
+
+
+def _replay(stored: IdempotencyKey) -> Response:
+    body = json.loads(bytes(stored.response_body)) if stored.response_body else None
+    headers = {**stored.response_headers, "Idempotent-Replayed": "true"}
+    content_type = headers.pop("Content-Type", None)
+    return Response(body, status=stored.response_status, headers=headers, content_type=content_type)
+
+
+def idempotent(handler):
+    """Decorate a POST handler of an AccountScopedAPIView (runs after authentication)."""
+
+    @functools.wraps(handler)
+    def wrapper(self, request, *args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return handler(self, request, *args, **kwargs)
+        key = key.strip()
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise InvalidParameter(
+                f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters.",
+                errors=[{"field": "Idempotency-Key", "code": "invalid", "message": "1-255 characters."}],
+            )
+        account = request.auth.account
+        claimed = _claim(account, key, request, request_fingerprint(request))
+        if isinstance(claimed, Response):
+            return claimed
+        try:
+            response = handler(self, request, *args, **kwargs)
+        except Exception as exc:
+            _settle_error(claimed, exc)
+            raise
+        _store(claimed, response)
+        return response
+
+    return wrapper
+
+
+def _settle_error(claimed: IdempotencyKey, exc: Exception) -> None:
+    """A client error (4xx ApplicationError/validation) is a result to replay; anything else frees the key."""
+    from .exceptions import problem_exception_handler
+
+    response = problem_exception_handler(exc, {})
+    if 400 <= response.status_code < 500:
+        _store(claimed, response)
+    else:
+        IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+
+
+def _store(claimed: IdempotencyKey, response: Response) -> None:
+    if response.status_code >= 500:
+        IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+        return
+    from .renderers import JSONRenderer
+
+    headers = {name: response[name] for name in REPLAYED_HEADERS if response.has_header(name)}
+    if getattr(response, "content_type", None):
+        headers["Content-Type"] = response.content_type
+    IdempotencyKey.objects.filter(pk=claimed.pk).update(
+        state=IdempotencyKey.State.COMPLETED,
+        response_status=response.status_code,
+        response_body=JSONRenderer().render(response.data),
+        response_headers=headers,
+    )
+
+
+def idempotency_keys_purge() -> int:
+    """Delete expired keys (run by the periodic task); returns how many."""
+    deleted, _ = IdempotencyKey.objects.filter(expires_at__lte=timezone.now()).delete()
+    return deleted

@@ -1,0 +1,176 @@
+"""Rules every lead write shares, single or batch: input normalization (with the owner check),
+the identity requirement, identity and soft-duplicate matching, and applying changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from accounts.models import Account, Membership
+from core.errors import ValidationFailed, field_error
+
+from . import normalization as norm
+from .models import Lead
+from .selectors import lead_queryset
+
+SOFT_DUPLICATE_FIELDS = frozenset({"phone", "first_name", "last_name", "company"})
+
+
+def normalize_lead_data(
+    *, account: Account, data: dict[str, Any], country_hint: str = "", member_ids: set[int] | None = None
+) -> dict[str, Any]:
+    """Normalize the provided fields (§4.1). Raises ValidationFailed with per-field errors.
+    Batches pass the account's `member_ids` so owners are checked without a query per item."""
+    out: dict[str, Any] = {}
+    errors: list[dict[str, str]] = []
+    for name in ("first_name", "last_name", "company", "job_title", "website", "city", "source"):
+        if name in data:
+            out[name] = norm.normalize_text(data[name])
+    if "email" in data:
+        out["email"] = norm.normalize_email(data["email"])
+    if "external_id" in data:
+        out["external_id"] = norm.normalize_external_id(data["external_id"])
+    if "status" in data:
+        out["status"] = data["status"]
+    if "country" in data:
+        try:
+            out["country"] = norm.normalize_country(data["country"])
+        except ValueError as exc:
+            errors.append(field_error("country", str(exc)))
+    if "phone" in data:
+        out["phone"] = norm.normalize_phone(data["phone"], out.get("country") or country_hint)
+    if "tags" in data:
+        out["tags"] = norm.normalize_tags(data["tags"] or [])
+    if "custom_fields" in data:
+        out["custom_fields"] = dict(data["custom_fields"] or {})
+    if "owner" in data:
+        owner_id = data["owner"]
+        if owner_id is not None:
+            is_member = (
+                owner_id in member_ids
+                if member_ids is not None
+                else Membership.objects.filter(account=account, user_id=owner_id).exists()
+            )
+            if not is_member:
+                errors.append(field_error("owner", "The owner must be a member of this account.", "invalid_owner"))
+        out["owner_id"] = owner_id
+    if errors:
+        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
+    return out
+
+
+def require_identity(values: dict[str, Any]) -> None:
+    """A lead needs at least one of email, phone, external_id (§4.1)."""
+    if not (values.get("email") or values.get("phone") or values.get("external_id")):
+        raise ValidationFailed(
+            "A lead needs at least one of email, phone or external_id.",
+            errors=[
+                field_error(f, "One of email, phone or external_id is required.", "required")
+                for f in ("email", "phone", "external_id")
+            ],
+        )
+
+
+def find_other_identity_holder(*, account: Account, lead: Lead) -> Lead | None:
+    """Another lead of the account with this lead's email, else with its external_id."""
+    for name in ("email", "external_id"):
+        value = getattr(lead, name)
+        if value:
+            other = lead_queryset(account=account).filter(**{name: value}).exclude(pk=lead.pk).first()
+            if other is not None:
+                return other
+    return None
+
+
+def identity_index(leads) -> tuple[dict[str, Lead], dict[str, Lead]]:
+    by_email, by_ext = {}, {}
+    for lead in leads:
+        if lead.email:
+            by_email[lead.email] = lead
+        if lead.external_id:
+            by_ext[lead.external_id] = lead
+    return by_email, by_ext
+
+
+def lookup_identities(account: Account, values: list[dict[str, Any]], *, lock: bool) -> tuple[dict, dict]:
+    emails = {v["email"] for v in values if v.get("email")}
+    ext_ids = {v["external_id"] for v in values if v.get("external_id")}
+    if not emails and not ext_ids:
+        return {}, {}
+    qs = lead_queryset(account=account).filter(Q(email__in=emails) | Q(external_id__in=ext_ids))
+    if lock:
+        qs = qs.select_for_update()
+    return identity_index(qs)
+
+
+def identity_match(values: dict[str, Any], by_email: dict, by_ext: dict) -> Lead | None:
+    """Identity (§4.4): the normalized email, else external_id."""
+    if values.get("email") and values["email"] in by_email:
+        return by_email[values["email"]]
+    if values.get("external_id") and values["external_id"] in by_ext:
+        return by_ext[values["external_id"]]
+    return None
+
+
+def _soft_key_names(values: dict[str, Any]) -> tuple[str, str, str] | None:
+    if values.get("first_name") and values.get("last_name") and values.get("company"):
+        return (values["first_name"].lower(), values["last_name"].lower(), values["company"].lower())
+    return None
+
+
+class SoftDuplicateIndex:
+    """Softer matches (§4.4) for many candidates at once: one query, then in-memory lookups.
+    Earlier items of the same batch count too."""
+
+    def __init__(self, account: Account, candidates: list[dict[str, Any]], exclude_ids: set = frozenset()):
+        phones = {v["phone"] for v in candidates if v.get("phone")}
+        names = {k for k in (_soft_key_names(v) for v in candidates) if k}
+        self.by_phone: dict[str, Any] = {}
+        self.by_names: dict[tuple, Any] = {}
+        if phones or names:
+            condition = Q(phone__in=phones) if phones else Q(pk__in=[])
+            if names:
+                condition |= Q(_last__in={n[1] for n in names}, _company__in={n[2] for n in names})
+            rows = (
+                lead_queryset(account=account)
+                .annotate(_first=Lower("first_name"), _last=Lower("last_name"), _company=Lower("company"))
+                .filter(condition)
+                .exclude(pk__in=exclude_ids)
+                .order_by("created_at", "id")
+                .values_list("id", "phone", "_first", "_last", "_company")
+            )
+            for pk, phone, first, last, company in rows:
+                if phone and phone in phones:
+                    self.by_phone.setdefault(phone, pk)
+                if (first, last, company) in names:
+                    self.by_names.setdefault((first, last, company), pk)
+
+    def find(self, values: dict[str, Any], exclude_id=None):
+        phone_match = self.by_phone.get(values.get("phone")) if values.get("phone") else None
+        if phone_match is not None and phone_match != exclude_id:
+            return phone_match
+        key = _soft_key_names(values)
+        name_match = self.by_names.get(key) if key else None
+        return name_match if name_match != exclude_id else None
+
+    def add(self, values: dict[str, Any], pk) -> None:
+        if values.get("phone"):
+            self.by_phone.setdefault(values["phone"], pk)
+        key = _soft_key_names(values)
+        if key:
+            self.by_names.setdefault(key, pk)
+
+
+def apply_changes(lead: Lead, values: dict[str, Any], *, merge: bool = False) -> dict[str, Any]:
+    """Set the values that differ on `lead`; with `merge`, tags are added and custom fields merged."""
+    if merge:
+        if "tags" in values:
+            values = {**values, "tags": norm.normalize_tags([*lead.tags, *values["tags"]])}
+        if "custom_fields" in values:
+            values = {**values, "custom_fields": {**lead.custom_fields, **values["custom_fields"]}}
+    changed = {name: value for name, value in values.items() if getattr(lead, name) != value}
+    for name, value in changed.items():
+        setattr(lead, name, value)
+    return changed
