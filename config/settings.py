@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.middleware.RequestIDMiddleware",
+    "core.middleware.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -221,6 +222,10 @@ LEADBASE_PLANS = {
     "pro": {"requests_per_window": 1000, "max_leads": None},
 }
 LEADBASE_RATE_WINDOW_SECONDS = 600
+LEADBASE_RATE_LIMIT_ENABLED = env_bool("LEADBASE_RATE_LIMIT_ENABLED", True)
+# Unauthenticated API requests (and failed authentication), per client IP and window.
+LEADBASE_ANON_RATE_LIMIT = env_int("LEADBASE_ANON_RATE_LIMIT", 300)
+LEADBASE_RATE_LIMIT_PREFIX = env_str("LEADBASE_RATE_LIMIT_PREFIX", "lb:rl")
 LEADBASE_LIST_DEFAULT_LIMIT = 50
 LEADBASE_LIST_MAX_LIMIT = 500
 LEADBASE_PUBLIC_URL = env_str("LEADBASE_PUBLIC_URL", "http://127.0.0.1:8000")

@@ -164,5 +164,9 @@ class IdempotencyKeyInProgress(ApplicationError):
     code = "idempotency_key_in_progress"
 
 
+class RateLimited(ApplicationError):
+    code = "rate_limited"
+
+
 class MalformedRequest(ApplicationError):
     code = "malformed_request"

@@ -88,4 +88,6 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         headers["Allow"] = ", ".join(context["view"].allowed_methods)
     if getattr(exc, "wait", None):
         headers["Retry-After"] = str(int(exc.wait))
+    if isinstance(exc, ApplicationError) and exc.extra.get("retry_after"):
+        headers["Retry-After"] = str(exc.extra["retry_after"])
     return Response(body, status=body["status"], headers=headers, content_type=PROBLEM_CONTENT_TYPE)

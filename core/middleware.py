@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import uuid
 
+from django.conf import settings
+
 from .logging import request_id_var
+from .problems import problem_response
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -26,4 +29,40 @@ class RequestIDMiddleware:
         finally:
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
+        return response
+
+
+class RateLimitHeadersMiddleware:
+    """Every API response carries the rate-limit headers (§4.7), errors and 5xx included.
+
+    API views decide before they run (AccountScopedAPIView). A response under /api/ that no view
+    decided for (an unknown path, the public schema, a Django-level error) is counted against the
+    client IP here, and refused with 429 if that budget is spent.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not request.path.startswith("/api/") or not settings.LEADBASE_RATE_LIMIT_ENABLED:
+            return response
+        decision = getattr(request, "rate_decision", None)
+        if decision is None:
+            from accounts.authentication import client_ip
+
+            from .ratelimit import hit_ip
+
+            decision = hit_ip(client_ip(request))
+            if not decision.allowed:
+                response = problem_response(
+                    "rate_limited",
+                    f"The client address's budget of {decision.limit} requests per {decision.window} s is spent.",
+                    request=request,
+                )
+                response["Retry-After"] = str(decision.retry_after)
+        for name, value in decision.headers().items():
+            response[name] = value
+        if not decision.allowed and not response.has_header("Retry-After"):
+            response["Retry-After"] = str(decision.retry_after)
         return response

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import connection
 from django.test import override_settings
@@ -10,6 +12,7 @@ from rest_framework.test import APIClient
 from accounts.models import Role
 from accounts.scopes import ALL_SCOPES
 from accounts.services import api_key_create
+from core import ratelimit
 
 from .factories import AccountFactory, MembershipFactory, UserFactory
 
@@ -87,3 +90,13 @@ def pytest_collection_modifyitems(config, items):
                 raise pytest.UsageError(
                     f"{item.nodeid} needs PostgreSQL: set DATABASE_URL or run with -m 'not postgres'"
                 )
+
+
+@pytest.fixture(autouse=True)
+def isolated_rate_limits(settings):
+    """Each test gets its own rate-limit key space (xdist workers share one Redis, and account ids
+    repeat across their databases) and a fresh process-wide limiter."""
+    settings.LEADBASE_RATE_LIMIT_PREFIX = f"lb:test:{uuid.uuid4().hex}"
+    ratelimit.reset_limiter()
+    yield
+    ratelimit.reset_limiter()

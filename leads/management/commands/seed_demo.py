@@ -87,7 +87,9 @@ class Command(BaseCommand):
         parser.add_argument("--leads", type=int, default=200)
         parser.add_argument("--quiet-key", action="store_true", help="Print only the API key.")
         parser.add_argument(
-            "--allow-production", action="store_true", help="Seed even with LEADBASE_ENV=production (a known password!)."
+            "--allow-production",
+            action="store_true",
+            help="Seed even in production (known password).",
         )
 
     def handle(self, *args, leads: int, quiet_key: bool, allow_production: bool = False, **options):

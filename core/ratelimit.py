@@ -1,0 +1,204 @@
+"""The API request budget (§4.7): a sliding-window log per account (or per client IP).
+
+Redis (production): one EVALSHA per request runs a Lua script that drops entries older than the
+window, counts, and admits or refuses atomically, so the budget holds with any number of gunicorn
+processes and hosts. The script takes the time from Redis itself unless a clock is injected (tests).
+
+Embedded mode (no REDIS_URL): the same algorithm in process memory under a lock. It is exact for
+one process only, which is what the embedded mode runs.
+
+Redis unreachable: we serve and log (at most once per `FAILURE_LOG_INTERVAL` per process) and each
+process falls back to its own in-memory window with the same budget, so an outage can neither take
+the API down nor lift limits altogether; with N processes the effective budget is then up to
+N x the plan's. After a failure Redis is retried every `RETRY_AFTER_FAILURE` seconds, not on every
+request, so requests are not slowed by connection timeouts during the outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+logger = logging.getLogger("leadbase.ratelimit")
+
+FAILURE_LOG_INTERVAL = 60.0
+RETRY_AFTER_FAILURE = 5.0
+
+# KEYS[1] = window key; ARGV = window_us, limit, member, now_us (or "" to use Redis TIME)
+SLIDING_WINDOW_LUA = """
+local now
+if ARGV[4] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[4])
+end
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  count = count + 1
+  allowed = 1
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+local reset = 0
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if oldest[2] then
+  reset = tonumber(oldest[2]) + window - now
+end
+return {allowed, count, reset}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One request's verdict and what the headers say about the budget."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # seconds until the oldest counted request leaves the window
+    window: int  # seconds
+    policy: str  # "account" or "ip"
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, self.reset)
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+            # IETF draft-ietf-httpapi-ratelimit-headers (structured fields).
+            "RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window}',
+            "RateLimit": f'"{self.policy}";r={self.remaining};t={self.reset}',
+        }
+
+
+def _decision(allowed: bool, count: int, reset_us: int, limit: int, window: int, policy: str) -> Decision:
+    return Decision(
+        allowed=allowed,
+        limit=limit,
+        remaining=max(0, limit - count),
+        reset=max(0, math.ceil(reset_us / 1_000_000)),
+        window=window,
+        policy=policy,
+    )
+
+
+class MemoryWindow:
+    """The sliding-window log in process memory (embedded mode, and the Redis-outage fallback)."""
+
+    def __init__(self, clock: Callable[[], int] | None = None):
+        self._lock = threading.Lock()
+        self._logs: dict[str, deque[int]] = {}
+        self._clock = clock or (lambda: time.time_ns() // 1000)
+        self._hits = 0
+
+    def hit(self, key: str, limit: int, window: int, policy: str) -> Decision:
+        window_us = window * 1_000_000
+        with self._lock:
+            now = self._clock()
+            log = self._logs.setdefault(key, deque())
+            while log and log[0] <= now - window_us:
+                log.popleft()
+            allowed = len(log) < limit
+            if allowed:
+                log.append(now)
+            reset_us = (log[0] + window_us - now) if log else 0
+            if not log:
+                self._logs.pop(key, None)
+            self._hits += 1
+            if self._hits % 10_000 == 0:  # forget identities idle for a whole window
+                for idle in [k for k, v in self._logs.items() if not v or v[-1] <= now - window_us]:
+                    del self._logs[idle]
+            return _decision(allowed, len(log), reset_us, limit, window, policy)
+
+
+class RedisWindow:
+    """The sliding-window log in a Redis sorted set, one EVALSHA per request."""
+
+    def __init__(self, url: str, clock: Callable[[], int] | None = None):
+        import redis
+
+        self._client = redis.Redis.from_url(
+            url, socket_connect_timeout=0.25, socket_timeout=0.25, health_check_interval=30
+        )
+        self._script = self._client.register_script(SLIDING_WINDOW_LUA)
+        self._clock = clock
+
+    def hit(self, key: str, limit: int, window: int, policy: str) -> Decision:
+        now = "" if self._clock is None else str(self._clock())
+        member = uuid.uuid4().hex
+        allowed, count, reset_us = self._script(keys=[key], args=[window * 1_000_000, limit, member, now])
+        return _decision(bool(allowed), int(count), int(reset_us), limit, window, policy)
+
+
+class RateLimiter:
+    """Front door used by the API (and later MCP): `hit(identity, limit)` -> Decision."""
+
+    def __init__(self, *, redis_url: str | None, prefix: str, window: int, clock: Callable[[], int] | None = None):
+        self.prefix = prefix
+        self.window = window
+        self.primary = RedisWindow(redis_url, clock) if redis_url else None
+        self.fallback = MemoryWindow(clock)
+        self._down_until = 0.0
+        self._last_log = 0.0
+
+    def hit(self, identity: str, limit: int, policy: str) -> Decision:
+        key = f"{self.prefix}:{identity}"
+        if self.primary is not None and time.monotonic() >= self._down_until:
+            try:
+                return self.primary.hit(key, limit, self.window, policy)
+            except Exception as exc:  # any Redis failure: serve, log, fall back
+                self._down_until = time.monotonic() + RETRY_AFTER_FAILURE
+                if time.monotonic() - self._last_log >= FAILURE_LOG_INTERVAL:
+                    self._last_log = time.monotonic()
+                    logger.error(
+                        "rate limiter: Redis unavailable (%s); enforcing per-process fallback limits",
+                        type(exc).__name__,
+                    )
+        return self.fallback.hit(key, limit, self.window, policy)
+
+
+_limiter: RateLimiter | None = None
+_limiter_lock = threading.Lock()
+
+
+def get_limiter() -> RateLimiter:
+    global _limiter
+    if _limiter is None:
+        with _limiter_lock:
+            if _limiter is None:
+                _limiter = RateLimiter(
+                    redis_url=settings.REDIS_URL or None,
+                    prefix=settings.LEADBASE_RATE_LIMIT_PREFIX,
+                    window=settings.LEADBASE_RATE_WINDOW_SECONDS,
+                )
+    return _limiter
+
+
+def reset_limiter() -> None:
+    """Forget the process-wide limiter (tests, or after changing settings)."""
+    global _limiter
+    _limiter = None
+
+
+def hit_account(account) -> Decision:
+    return get_limiter().hit(f"account:{account.pk}", account.request_budget, "account")
+
+
+def hit_ip(ip: str | None) -> Decision:
+    return get_limiter().hit(f"ip:{ip or 'unknown'}", settings.LEADBASE_ANON_RATE_LIMIT, "ip")
