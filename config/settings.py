@@ -34,7 +34,7 @@ else:
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin.LeadbaseAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_ratelimit.middleware.RatelimitMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -226,6 +227,10 @@ LEADBASE_RATE_LIMIT_ENABLED = env_bool("LEADBASE_RATE_LIMIT_ENABLED", True)
 # Unauthenticated API requests (and failed authentication), per client IP and window.
 LEADBASE_ANON_RATE_LIMIT = env_int("LEADBASE_ANON_RATE_LIMIT", 300)
 LEADBASE_RATE_LIMIT_PREFIX = env_str("LEADBASE_RATE_LIMIT_PREFIX", "lb:rl")
+# Login forms (django-ratelimit, fixed windows): POSTs per client IP and per username.
+LEADBASE_LOGIN_RATE_PER_IP = env_str("LEADBASE_LOGIN_RATE_PER_IP", "20/m")
+LEADBASE_LOGIN_RATE_PER_USERNAME = env_str("LEADBASE_LOGIN_RATE_PER_USERNAME", "5/m")
+RATELIMIT_VIEW = "core.views.ratelimited"
 LEADBASE_LIST_DEFAULT_LIMIT = 50
 LEADBASE_LIST_MAX_LIMIT = 500
 LEADBASE_PUBLIC_URL = env_str("LEADBASE_PUBLIC_URL", "http://127.0.0.1:8000")

@@ -1,5 +1,6 @@
 """Django-level error handlers: problem+json under /api/, the usual HTML pages elsewhere."""
 
+from django.shortcuts import render
 from django.views import defaults
 
 from .problems import problem_response
@@ -25,6 +26,15 @@ def handler404(request, exception=None):
     if _is_api(request):
         return problem_response("not_found", f"No API route matches {request.path}.", request=request)
     return defaults.page_not_found(request, exception)
+
+
+def ratelimited(request, exception=None):
+    """django-ratelimit's view for refused login attempts: 429, never a 403."""
+    if _is_api(request):
+        return problem_response("rate_limited", "Too many attempts; wait a minute.", request=request)
+    response = render(request, "429.html", status=429)
+    response["Retry-After"] = "60"
+    return response
 
 
 def handler500(request):
