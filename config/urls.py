@@ -9,7 +9,9 @@ api_v1 = [
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("", include("accounts.api.urls")),
+    path("", include("scoring.api.urls")),
     path("", include("leads.api.urls")),
+    path("", include("jobs.api.urls")),
 ]
 
 urlpatterns = [

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.db.models.deletion import get_candidate_relations_to_delete
 from django.utils import timezone
@@ -27,6 +27,7 @@ from core.errors import (
     NotFound,
     PlanLimitReached,
 )
+from scoring.services import leads_apply_scores
 
 from . import normalization as norm
 from .models import Lead
@@ -86,10 +87,26 @@ def _member_ids(account: Account, items: Sequence[Any]) -> set[int] | None:
     return set(Membership.objects.for_account(account).values_list("user_id", flat=True))
 
 
+def _lock_for_cap(account: Account) -> None:
+    """Capped accounts only: lock the account row until the transaction ends, so that concurrent
+    creates count the account's leads one after another. Without it each would count the same
+    leads under READ COMMITTED and together they would go past the cap.
+
+    Taken first, before any lead row is locked: every create of the account then locks in the
+    same order (account, then leads), so a batch holding lead rows can never wait for the account
+    while the account's holder waits for those rows. NO KEY UPDATE leaves alone the KEY SHARE locks
+    that inserting rows which reference the account takes."""
+    if account.lead_limit is None:
+        return
+    no_key = connection.features.has_select_for_no_key_update
+    list(Account.objects.select_for_update(no_key=no_key).filter(pk=account.pk).values_list("pk", flat=True))
+
+
 def _check_cap(account: Account, new_indices: list[int]) -> tuple[list[int], list[int]]:
-    """Split new items into those within the plan's lead cap and those beyond it."""
+    """Split new items into those within the plan's lead cap and those beyond it (the account row
+    is locked by `_lock_for_cap` when it has a cap)."""
     limit = account.lead_limit
-    if limit is None:
+    if limit is None or not new_indices:
         return new_indices, []
     remaining = max(0, limit - lead_queryset(account=account).count())
     return new_indices[:remaining], new_indices[remaining:]
@@ -127,6 +144,8 @@ def leads_batch_create(
     candidates = {i: v for i, v in normalized.items() if results[i] is None}
 
     with transaction.atomic():
+        if candidates:
+            _lock_for_cap(account)
         by_email, by_ext = lookup_identities(account, list(candidates.values()), lock=on_duplicate == "update")
         matched: dict[int, Lead] = {}
         new: list[int] = []
@@ -177,9 +196,15 @@ def leads_batch_create(
                 _repoint_soft_duplicates(account, rows, lost)
 
         _resolve_matches(account, actor, matched, candidates, results, on_duplicate)
+        leads_apply_scores(account=account, leads=_written(results))
         if dry_run:
             transaction.set_rollback(True)
     return BatchResult(results=[r for r in results if r is not None])
+
+
+def _written(results: list) -> list[Lead]:
+    """The leads this batch created or changed: they are scored together, in one UPDATE."""
+    return [r.lead for r in results if r is not None and r.ok and r.outcome in ("created", "updated")]
 
 
 def _identity_order(lead: Lead) -> tuple[str, str]:
@@ -376,6 +401,7 @@ def leads_batch_update(
                 index=index, status=200, lead=lead, outcome="updated" if changed else "unchanged"
             )
         _bulk_save(changed_leads, fields, results)
+        leads_apply_scores(account=account, leads=_written(results))
         if dry_run:
             transaction.set_rollback(True)
     return BatchResult(results=[r for r in results if r is not None])

@@ -152,21 +152,24 @@ class TagListField(forms.Field):
         return tags
 
 
-def tags_contain_all(qs: QuerySet, tags: list[str]) -> QuerySet:
+def tags_condition(tags: list[str], *, any_of: bool = False) -> Q:
+    """Leads carrying all (or any) of these tags: jsonb `@>` / `?|` on PostgreSQL (GIN index),
+    json_each() on SQLite. A Q, so filters and scoring rules share it."""
     if connection.vendor == "postgresql":
-        return qs.filter(tags__contains=tags)  # jsonb @>, answered by the GIN index
-    for tag in tags:
-        qs = qs.filter(_sqlite_has_tag(tag))
-    return qs
+        return Q(tags__has_any_keys=tags) if any_of else Q(tags__contains=tags)
+    conditions = [Q(_sqlite_has_tag(tag)) for tag in tags]
+    combined = conditions[0] if conditions else Q(pk__in=[])
+    for condition in conditions[1:]:
+        combined = (combined | condition) if any_of else (combined & condition)
+    return combined
+
+
+def tags_contain_all(qs: QuerySet, tags: list[str]) -> QuerySet:
+    return qs.filter(tags_condition(tags))
 
 
 def tags_contain_any(qs: QuerySet, tags: list[str]) -> QuerySet:
-    if connection.vendor == "postgresql":
-        return qs.filter(tags__has_any_keys=tags)  # jsonb ?| (string array elements)
-    condition = Q(pk__in=[])
-    for tag in tags:
-        condition |= Q(_sqlite_has_tag(tag))
-    return qs.filter(condition)
+    return qs.filter(tags_condition(tags, any_of=True))
 
 
 def _sqlite_has_tag(tag: str) -> RawSQL:

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from accounts.actor import Actor
 from accounts.models import Account
 from core.errors import DuplicateLead, PreconditionFailed
+from scoring.services import leads_apply_scores
 
 from .batch import leads_batch_create
 from .models import Lead
@@ -109,6 +110,7 @@ def lead_update(
             raise DuplicateLead(
                 "Another lead already has this email or external_id.", existing_id=str(other.pk)
             ) from None
+        leads_apply_scores(account=account, leads=[lead])
     return lead
 
 

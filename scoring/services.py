@@ -1,0 +1,193 @@
+"""Scoring: rules CRUD (each change enqueues a recalculation), scoring leads in SQL, the chunked
+recalculation job, and the rule preview."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from accounts.actor import Actor
+from accounts.models import Account
+from jobs.models import Job, JobKind
+from jobs.services import job_create, job_fail, job_progress, job_start, job_succeed
+from leads.models import Lead
+from leads.selectors import lead_filter, lead_queryset
+
+from .compiler import rule_condition, score_expressions, validate_rule
+from .models import ScoringRule
+from .selectors import active_rules, rule_get
+
+RECALCULATION_CHUNK = 10_000
+RULE_FIELDS = ("name", "field", "operator", "value", "points", "active")
+SCORE_BUCKETS = [(lo, lo + 10) for lo in range(0, 100, 10)]  # the last bucket includes 100
+
+
+def leads_score(
+    *, account: Account, lead_ids: Iterable, rules: list[ScoringRule] | None = None, bump_version: bool = False
+) -> dict:
+    """Score these leads now, in one UPDATE; returns {id: (score, breakdown, scored_at, version)}."""
+    ids = list(lead_ids)
+    if not ids:
+        return {}
+    rules = active_rules(account=account) if rules is None else rules
+    score, breakdown = score_expressions(rules)
+    updates: dict[str, Any] = {"score": score, "score_breakdown": breakdown, "scored_at": timezone.now()}
+    if bump_version:
+        updates["version"] = F("version") + 1
+    qs = lead_queryset(account=account).filter(pk__in=ids)
+    qs.update(**updates)
+    return {row[0]: row[1:] for row in qs.values_list("id", "score", "score_breakdown", "scored_at", "version")}
+
+
+def leads_apply_scores(*, account: Account, leads: list[Lead]) -> None:
+    """Score freshly written leads (create/update paths) and copy the result onto the objects.
+    Nothing to do while the account has no active rule: a lead then keeps score 0."""
+    if not leads:
+        return
+    rules = active_rules(account=account)
+    if not rules:
+        return
+    scored = leads_score(account=account, lead_ids=[lead.pk for lead in leads], rules=rules)
+    for lead in leads:
+        lead.score, lead.score_breakdown, lead.scored_at, lead.version = scored[lead.pk]
+
+
+def lead_score_now(*, account: Account, actor: Actor | None, lead_id) -> Lead:
+    """POST /leads/{id}/score: rescore one lead now."""
+    from leads.selectors import lead_get
+
+    with transaction.atomic():
+        lead = lead_get(account=account, lead_id=lead_id, for_update=True)
+        scored = leads_score(account=account, lead_ids=[lead.pk], bump_version=True)
+        lead.score, lead.score_breakdown, lead.scored_at, lead.version = scored[lead.pk]
+    return lead
+
+
+def account_rescore(*, account_id: int, job_id=None, params: dict | None = None) -> dict:
+    """Rescore an account's leads (optionally filtered) in chunks of RECALCULATION_CHUNK by id.
+
+    Each chunk is one UPDATE that skips rows whose score and breakdown would not change, so a
+    rerun with unchanged rules writes almost nothing. Progress goes to the job after each chunk.
+    """
+    account = Account.objects.get(pk=account_id)
+    rules = active_rules(account=account)
+    score, breakdown = score_expressions(rules)
+    base = lead_filter(account=account, params=params) if params else lead_queryset(account=account)
+    total = base.count()
+    if job_id is not None:
+        job_start(job_id=job_id, total=total)
+    done = changed = 0
+    last = None
+    while True:
+        remaining = base.filter(pk__gt=last) if last is not None else base
+        bound = remaining.order_by("pk").values_list("pk", flat=True)[RECALCULATION_CHUNK - 1 : RECALCULATION_CHUNK]
+        bound = next(iter(bound), None)
+        chunk = remaining.filter(pk__lte=bound) if bound is not None else remaining
+        changed += chunk.exclude(score=score, score_breakdown=breakdown).update(
+            score=score, score_breakdown=breakdown, scored_at=timezone.now(), version=F("version") + 1
+        )
+        done = total if bound is None else min(total, done + RECALCULATION_CHUNK)
+        if job_id is not None:
+            job_progress(job_id=job_id, done=done)
+        if bound is None:
+            break
+        last = bound
+    result = {"leads": total, "changed": changed, "rules": len(rules)}
+    if job_id is not None:
+        job_succeed(job_id=job_id, result=result)
+    return result
+
+
+def recalculation_enqueue(*, account: Account, actor: Actor | None, params: dict | None = None) -> Job:
+    """Create a recalculation job and enqueue its Celery task after the transaction commits."""
+    from .tasks import recalculate_account
+
+    params = dict(params or {})
+    if params:
+        lead_filter(account=account, params=params)  # a bad filter is a 400 now, not a failed job
+    return job_create(
+        account=account,
+        actor=actor,
+        kind=JobKind.SCORE_RECALCULATION,
+        params=params,
+        enqueue=lambda job: recalculate_account.delay(account.pk, str(job.pk)),
+    )
+
+
+def recalculation_run(*, account_id: int, job_id) -> None:
+    """The task body: run, and record any failure on the job instead of losing it."""
+    try:
+        job = Job.objects.get(pk=job_id, account_id=account_id)
+        account_rescore(account_id=account_id, job_id=job.pk, params=job.params or None)
+    except Exception as exc:
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _validated(data: dict[str, Any], current: ScoringRule | None = None) -> dict[str, Any]:
+    merged = {name: getattr(current, name) for name in RULE_FIELDS} if current else {}
+    merged.update(data)
+    merged["value"] = validate_rule(field=merged["field"], operator=merged["operator"], value=merged.get("value"))
+    return merged
+
+
+def scoring_rule_create(*, account: Account, actor: Actor | None, data: dict[str, Any]) -> tuple[ScoringRule, Job]:
+    """Create a rule; its effect on existing leads comes from the recalculation job it enqueues."""
+    values = _validated(data)
+    with transaction.atomic():
+        rule = ScoringRule.objects.create(account=account, **{k: values[k] for k in RULE_FIELDS if k in values})
+        job = recalculation_enqueue(account=account, actor=actor)
+    return rule, job
+
+
+def scoring_rule_update(
+    *, account: Account, actor: Actor | None, rule_id, data: dict[str, Any]
+) -> tuple[ScoringRule, Job]:
+    with transaction.atomic():
+        rule = rule_get(account=account, rule_id=rule_id)
+        values = _validated(data, rule)
+        for name in RULE_FIELDS:
+            setattr(rule, name, values[name])
+        rule.save()
+        job = recalculation_enqueue(account=account, actor=actor)
+    return rule, job
+
+
+def scoring_rule_delete(*, account: Account, actor: Actor | None, rule_id) -> Job:
+    with transaction.atomic():
+        rule_get(account=account, rule_id=rule_id).delete()
+        return recalculation_enqueue(account=account, actor=actor)
+
+
+def rule_preview(*, account: Account, data: dict[str, Any], rule_id=None) -> dict[str, Any]:
+    """How many leads a (possibly unsaved) rule matches, and the score distribution before/after."""
+    current = rule_get(account=account, rule_id=rule_id) if rule_id is not None else None
+    values = _validated(data, current)
+    candidate = ScoringRule(pk=current.pk if current else 0, account=account, **{k: values[k] for k in RULE_FIELDS})
+    rules = [r for r in active_rules(account=account) if current is None or r.pk != current.pk]
+    if candidate.active:
+        rules.append(candidate)
+    new_score, _ = score_expressions(rules)
+    condition = rule_condition(candidate.field, candidate.operator, candidate.value)
+    aggregates: dict[str, Any] = {"total": Count("pk"), "matches": Count("pk", filter=condition)}
+    for index, (lo, hi) in enumerate(SCORE_BUCKETS):
+        upper = {"__lte": 100} if hi == 100 else {"__lt": hi}
+        aggregates[f"b{index}"] = Count("pk", filter=Q(score__gte=lo, **{f"score{k}": v for k, v in upper.items()}))
+        aggregates[f"a{index}"] = Count(
+            "pk", filter=Q(new_score__gte=lo, **{f"new_score{k}": v for k, v in upper.items()})
+        )
+    row = lead_queryset(account=account).annotate(new_score=new_score).aggregate(**aggregates)
+    buckets = [f"{lo}-{hi - 1 if hi < 100 else 100}" for lo, hi in SCORE_BUCKETS]
+    return {
+        "matches": row["matches"],
+        "total": row["total"],
+        "distribution": {
+            "buckets": buckets,
+            "before": [row[f"b{i}"] for i in range(len(SCORE_BUCKETS))],
+            "after": [row[f"a{i}"] for i in range(len(SCORE_BUCKETS))],
+        },
+    }
