@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/leadbase_bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 
 FIRST = [
     "Ada",
@@ -138,9 +139,8 @@ def django_env(database_url: str) -> dict:
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         }
     )
-    env.pop("REDIS_URL", None) if "BENCH_REDIS_URL" not in os.environ else env.update(
-        {"REDIS_URL": os.environ["BENCH_REDIS_URL"]}
-    )
+    # Production-like: Redis for the cache and the rate limiter.
+    env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
     return env
 
 
@@ -169,8 +169,13 @@ def ensure_database(database_url: str) -> None:
 
 def bench_account(database_url: str, slug: str = "bench") -> str:
     """Create (once) a pro account and return a fresh all-scopes API key."""
+    import psycopg
+
     with contextlib.suppress(subprocess.CalledProcessError):  # exists already
         manage(database_url, "create_account", slug, "--plan", "pro", "--owner", f"owner@{slug}.example")
+    # Benchmarks send thousands of requests: lift the account's request budget out of the way.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE accounts_account SET rate_limit_override = 1000000000 WHERE slug = %s", (slug,))
     return manage(
         database_url, "create_api_key", "--account", slug, "--name", "bench", "--scopes", "leads:read,leads:write,admin"
     ).strip()
@@ -183,8 +188,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(database_url: str, workers: int = 2) -> Iterator[str]:
-    """Serve config.wsgi with gunicorn on a free port; yields the base URL."""
+def gunicorn(database_url: str, workers: int = 2, extra_env: dict | None = None, timeout: int = 120) -> Iterator[str]:
+    """Serve config.wsgi with gunicorn on a free port; yields the base URL. `timeout`: gunicorn's
+    worker timeout in seconds (a sync worker serving one long download must outlive it)."""
     import requests
 
     port = free_port()
@@ -201,9 +207,9 @@ def gunicorn(database_url: str, workers: int = 2) -> Iterator[str]:
             "--log-level",
             "warning",
             "--timeout",
-            "120",
+            str(timeout),
         ],
-        env=django_env(database_url),
+        env={**django_env(database_url), **(extra_env or {})},
         cwd=ROOT,
     )
     base = f"http://127.0.0.1:{port}"

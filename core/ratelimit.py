@@ -155,7 +155,9 @@ class RateLimiter:
         self.primary = RedisWindow(redis_url, clock) if redis_url else None
         self.fallback = MemoryWindow(clock)
         self._down_until = 0.0
-        self._last_log = 0.0
+        # Not 0.0: time.monotonic() counts from boot, so a process started in the host's first
+        # minute would otherwise not log its first Redis failure.
+        self._last_log = -math.inf
 
     def hit(self, identity: str, limit: int, policy: str) -> Decision:
         key = f"{self.prefix}:{identity}"

@@ -8,6 +8,7 @@ loses a race to another transaction is found by the read-back and reported as th
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,9 +29,12 @@ from core.errors import (
     PlanLimitReached,
 )
 from scoring.services import leads_apply_scores
+from webhooks.models import EventType
+from webhooks.services import events_record, lead_changes
 
 from . import normalization as norm
 from .models import Lead
+from .representation import lead_to_dict
 from .rules import (
     SOFT_DUPLICATE_FIELDS,
     SoftDuplicateIndex,
@@ -61,6 +65,7 @@ class ItemResult:
     outcome: str | None = None
     error: ApplicationError | None = None
     deleted_id: str | None = None
+    changes: dict[str, tuple[Any, Any]] | None = None  # {field: (before, after)} on updates
 
     @property
     def ok(self) -> bool:
@@ -100,6 +105,25 @@ def _lock_for_cap(account: Account) -> None:
         return
     no_key = connection.features.has_select_for_no_key_update
     list(Account.objects.select_for_update(no_key=no_key).filter(pk=account.pk).values_list("pk", flat=True))
+
+
+def _lock_identities(account: Account, values) -> None:
+    """PostgreSQL: take a transaction-scoped advisory lock per identity (email / external_id) in one
+    sorted order, before touching any lead row. Concurrent batches with overlapping identities then
+    queue behind each other instead of deadlocking (one holding rows the other's insert waits on,
+    and the reverse). One statement, whatever the batch size."""
+    if connection.vendor != "postgresql":
+        return
+    keys = set()
+    for v in values:
+        for kind in ("email", "external_id"):
+            if v.get(kind):
+                digest = hashlib.blake2b(f"{account.pk}:{kind}:{v[kind]}".encode(), digest_size=8).digest()
+                keys.add(int.from_bytes(digest, "big", signed=True))
+    if keys:
+        with connection.cursor() as cursor:
+            # unnest() yields the array's elements in order, so the locks are taken in sorted order.
+            cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [sorted(keys)])
 
 
 def _check_cap(account: Account, new_indices: list[int]) -> tuple[list[int], list[int]]:
@@ -146,6 +170,7 @@ def leads_batch_create(
     with transaction.atomic():
         if candidates:
             _lock_for_cap(account)
+            _lock_identities(account, candidates.values())
         by_email, by_ext = lookup_identities(account, list(candidates.values()), lock=on_duplicate == "update")
         matched: dict[int, Lead] = {}
         new: list[int] = []
@@ -196,15 +221,29 @@ def leads_batch_create(
                 _repoint_soft_duplicates(account, rows, lost)
 
         _resolve_matches(account, actor, matched, candidates, results, on_duplicate)
-        leads_apply_scores(account=account, leads=_written(results))
+        _score_and_announce(account, results)
         if dry_run:
             transaction.set_rollback(True)
     return BatchResult(results=[r for r in results if r is not None])
 
 
-def _written(results: list) -> list[Lead]:
-    """The leads this batch created or changed: they are scored together, in one UPDATE."""
-    return [r.lead for r in results if r is not None and r.ok and r.outcome in ("created", "updated")]
+def _score_and_announce(account: Account, results: list) -> None:
+    """Score what this batch created or changed (one UPDATE each), then write one event per lead
+    (one INSERT each): lead.created with the lead, lead.updated with before/after of each field."""
+    created = [r.lead for r in results if r is not None and r.ok and r.outcome == "created"]
+    updated = [r for r in results if r is not None and r.ok and r.outcome == "updated" and r.changes]
+    leads_apply_scores(account=account, leads=created, announce=False)
+    leads_apply_scores(account=account, leads=[r.lead for r in updated])
+    events_record(
+        account=account,
+        type=EventType.LEAD_CREATED,
+        items=[(lead.pk, {"lead": lead_to_dict(lead)}) for lead in created],
+    )
+    events_record(
+        account=account,
+        type=EventType.LEAD_UPDATED,
+        items=[(r.lead.pk, {"lead": lead_to_dict(r.lead), "changes": lead_changes(r.changes)}) for r in updated],
+    )
 
 
 def _identity_order(lead: Lead) -> tuple[str, str]:
@@ -281,7 +320,7 @@ def _resolve_matches(account, actor, matched: dict[int, Lead], candidates, resul
             lead.updated_at = now
             fields.update(changed)
             changed_leads[index] = lead
-        results[index] = ItemResult(index=index, status=200, lead=lead, outcome="updated")
+        results[index] = ItemResult(index=index, status=200, lead=lead, outcome="updated", changes=changed)
     _bulk_save(changed_leads, fields, results)
 
 
@@ -398,10 +437,10 @@ def leads_batch_update(
                 fields.update(changed)
                 changed_leads[index] = lead
             results[index] = ItemResult(
-                index=index, status=200, lead=lead, outcome="updated" if changed else "unchanged"
+                index=index, status=200, lead=lead, outcome="updated" if changed else "unchanged", changes=changed
             )
         _bulk_save(changed_leads, fields, results)
-        leads_apply_scores(account=account, leads=_written(results))
+        _score_and_announce(account, results)
         if dry_run:
             transaction.set_rollback(True)
     return BatchResult(results=[r for r in results if r is not None])
@@ -488,14 +527,21 @@ def leads_batch_delete(
         seen[pk] = index
         parsed[index] = pk
     with transaction.atomic():
-        existing = set(
-            lead_queryset(account=account)
+        snapshots = {
+            row["id"]: row
+            for row in lead_queryset(account=account)
             .select_for_update()
             .filter(pk__in=parsed.values())
-            .values_list("id", flat=True)
-        )
+            .values("id", "email", "external_id")
+        }
+        existing = set(snapshots)
         if existing:
             _delete_rows(account, existing)
+            events_record(
+                account=account,
+                type=EventType.LEAD_DELETED,
+                items=[(pk, {"lead": {**row, "id": str(pk)}}) for pk, row in snapshots.items()],
+            )
         for index, pk in parsed.items():
             if pk in existing:
                 results[index] = ItemResult(index=index, status=204, deleted_id=str(pk), outcome="deleted")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -82,14 +83,20 @@ def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """`postgres`-marked tests need PostgreSQL; on a SQLite run they must be deselected with -m."""
+    """`postgres`-marked tests need PostgreSQL and `redis`-marked ones a real Redis (REDIS_URL);
+    without them those tests must be deselected with -m, never silently skipped. Runs after -m
+    has deselected, so only the tests that would actually run are checked."""
+    needs = []
     if connection.vendor != "postgresql":
-        for item in items:
-            if item.get_closest_marker("postgres") and "not postgres" not in (config.option.markexpr or ""):
-                raise pytest.UsageError(
-                    f"{item.nodeid} needs PostgreSQL: set DATABASE_URL or run with -m 'not postgres'"
-                )
+        needs.append(("postgres", "PostgreSQL: set DATABASE_URL or run with -m 'not postgres'"))
+    if not django_settings.REDIS_URL:
+        needs.append(("redis", "a real Redis: set REDIS_URL or run with -m 'not redis'"))
+    for item in items:
+        for marker, what in needs:
+            if item.get_closest_marker(marker):
+                raise pytest.UsageError(f"{item.nodeid} needs {what}")
 
 
 @pytest.fixture(autouse=True)
