@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from accounts.scopes import ALL_SCOPES  # plain constants, no Django imports
+
 from .env import env_bool, env_int, env_list, env_required, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -44,11 +46,13 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "oauth2_provider",
     "core",
     "accounts",
     "leads",
     "scoring",
     "jobs",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -122,7 +126,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# The people's login page (email + password); the OAuth consent screen sends people here.
+LOGIN_URL = "/login/"
+# No web UI home page yet: after a plain login people land on the apps they authorised.
+LOGIN_REDIRECT_URL = "/oauth/authorized-apps/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 # --- I18N / time ----------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -171,7 +179,11 @@ if PRODUCTION:
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
+    # API keys (`lb_…` in X-API-Key or Bearer) first; any other Bearer value is an OAuth access token.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.oauth.OAuthTokenAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["core.permissions.HasAccount"],
     "DEFAULT_RENDERER_CLASSES": ["core.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -182,13 +194,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": None,
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": False,
+    # `format` is a query parameter of our own (GET /leads/export?format=csv), never a renderer choice.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Leadbase API",
     "DESCRIPTION": (
         "API-first lead database. Authenticate with an API key in `X-API-Key` or "
-        "`Authorization: Bearer`. Every error is RFC 9457 problem details with a stable `code`."
+        "`Authorization: Bearer`, or with an OAuth 2.0 access token (authorization code + PKCE, see "
+        "docs/oauth.md) in `Authorization: Bearer`. Every error is RFC 9457 problem details with a "
+        "stable `code`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -199,6 +215,48 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "PREPROCESSING_HOOKS": ["core.schema.strip_trailing_slash"],
     "ENUM_NAME_OVERRIDES": {"LeadStatusEnum": "leads.models.LeadStatus", "RoleEnum": "accounts.models.Role"},
+}
+
+# --- OAuth 2.0 (django-oauth-toolkit; docs/oauth.md) -------------------------------------------
+# DOT's own model, named so that migrations referring to it (accounts.OAuthAppRegistration) resolve.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER = {
+    "SCOPES": dict(ALL_SCOPES),
+    "DEFAULT_SCOPES": ["leads:read"],
+    # Authorization code + refresh token only; S256 PKCE, verifier length and the account a token
+    # acts in are enforced there (accounts/oauth_server.py).
+    "OAUTH2_SERVER_CLASS": "accounts.oauth_server.LeadbaseOAuth2Server",
+    "OAUTH2_VALIDATOR_CLASS": "accounts.oauth_server.LeadbaseOAuth2Validator",
+    "APPLICATION_ADMIN_CLASS": "accounts.oauth_admin.LeadbaseApplicationAdmin",
+    "PKCE_REQUIRED": True,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("LEADBASE_OAUTH_ACCESS_TOKEN_SECONDS", 3600),
+    # Idle expiry: a refresh token dies this long after its access token expired.
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env_int("LEADBASE_OAUTH_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),
+    "ROTATE_REFRESH_TOKEN": True,
+    # A rotated refresh token presented again revokes its whole token family (RFC 9700 §4.14.2).
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    # Always show the consent screen: the user picks the account the token acts in there.
+    "REQUEST_APPROVAL_PROMPT": "force",
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if PRODUCTION else ["http", "https"],
+    "ALLOW_URI_WILDCARDS": False,
+    # RFC 9700 (OAuth 2.0 Security BCP) gates, all on.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,  # tokens stored as SHA-256 checksums only
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    # `check --deploy` errors on an http redirect scheme (only the embedded mode allows one).
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # RFC 8414 metadata (/.well-known/oauth-authorization-server) advertises what is really accepted.
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "none"],
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -216,6 +274,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict = {
     "purge-idempotency-keys": {"task": "core.purge_idempotency_keys", "schedule": 3600.0},
+    "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 30.0},
+    "purge-events": {"task": "webhooks.purge_events", "schedule": 24 * 3600.0},
 }
 
 # --- Leadbase -------------------------------------------------------------------------------
@@ -235,6 +295,17 @@ LEADBASE_LOGIN_RATE_PER_USERNAME = env_str("LEADBASE_LOGIN_RATE_PER_USERNAME", "
 RATELIMIT_VIEW = "core.views.ratelimited"
 LEADBASE_LIST_DEFAULT_LIMIT = 50
 LEADBASE_LIST_MAX_LIMIT = 500
+# CSV downloads on PostgreSQL are written by COPY ... TO STDOUT (~10x the Python writer); false
+# uses the Python writer everywhere (e.g. behind a pooler that does not pass COPY through).
+LEADBASE_EXPORT_CSV_COPY = env_bool("LEADBASE_EXPORT_CSV_COPY", True)
+# Events and webhooks (§4.10).
+LEADBASE_EVENT_RETENTION_DAYS = max(30, env_int("LEADBASE_EVENT_RETENTION_DAYS", 30))
+LEADBASE_WEBHOOKS_ALLOW_PRIVATE = env_bool("LEADBASE_WEBHOOKS_ALLOW_PRIVATE", False)
+LEADBASE_WEBHOOKS_ALLOW_HTTP = env_bool("LEADBASE_WEBHOOKS_ALLOW_HTTP", False)  # production: https only
+LEADBASE_WEBHOOK_TIMEOUT = env_int("LEADBASE_WEBHOOK_TIMEOUT", 10)
+LEADBASE_WEBHOOK_BACKOFF_BASE = env_int("LEADBASE_WEBHOOK_BACKOFF_BASE", 10)
+LEADBASE_WEBHOOK_RETRY_HOURS = max(24, env_int("LEADBASE_WEBHOOK_RETRY_HOURS", 72))
+LEADBASE_WEBHOOK_DISABLE_AFTER_DAYS = env_int("LEADBASE_WEBHOOK_DISABLE_AFTER_DAYS", 3)
 LEADBASE_PUBLIC_URL = env_str("LEADBASE_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- Logging --------------------------------------------------------------------------------

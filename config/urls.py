@@ -12,9 +12,12 @@ api_v1 = [
     path("", include("scoring.api.urls")),
     path("", include("leads.api.urls")),
     path("", include("jobs.api.urls")),
+    path("", include("webhooks.api.urls")),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    # /login/, /logout/, /oauth/… and /.well-known/oauth-authorization-server
+    path("", include("accounts.urls")),
 ]

@@ -186,12 +186,13 @@ def _decode_value(value: Any) -> Any:
 
 def encode_cursor(*, scope: str, keys: tuple[SortKey, ...], row_values: list[Any]) -> str:
     payload = {"s": scope, "k": [k.token for k in keys], "v": [_encode_value(v) for v in row_values]}
-    return signing.dumps(payload, salt=CURSOR_SALT, compress=True)
+    # A plain (not timestamped) signer: the same position always gives the same cursor.
+    return signing.Signer(salt=CURSOR_SALT).sign_object(payload, compress=True)
 
 
 def decode_cursor(cursor: str, *, scope: str, keys: tuple[SortKey, ...]) -> list[Any]:
     try:
-        payload = signing.loads(cursor, salt=CURSOR_SALT)
+        payload = signing.Signer(salt=CURSOR_SALT).unsign_object(cursor)
     except (signing.BadSignature, ValueError, TypeError) as exc:
         raise InvalidCursor("The cursor is invalid or was tampered with.") from exc
     if not isinstance(payload, dict) or payload.get("s") != scope:

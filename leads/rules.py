@@ -163,14 +163,15 @@ class SoftDuplicateIndex:
             self.by_names.setdefault(key, pk)
 
 
-def apply_changes(lead: Lead, values: dict[str, Any], *, merge: bool = False) -> dict[str, Any]:
-    """Set the values that differ on `lead`; with `merge`, tags are added and custom fields merged."""
+def apply_changes(lead: Lead, values: dict[str, Any], *, merge: bool = False) -> dict[str, tuple[Any, Any]]:
+    """Set the values that differ on `lead`; returns {field: (before, after)} of what changed.
+    With `merge`, tags are added and custom fields merged instead of replaced."""
     if merge:
         if "tags" in values:
             values = {**values, "tags": norm.normalize_tags([*lead.tags, *values["tags"]])}
         if "custom_fields" in values:
             values = {**values, "custom_fields": {**lead.custom_fields, **values["custom_fields"]}}
-    changed = {name: value for name, value in values.items() if getattr(lead, name) != value}
-    for name, value in changed.items():
-        setattr(lead, name, value)
+    changed = {name: (getattr(lead, name), value) for name, value in values.items() if getattr(lead, name) != value}
+    for name, (_, after) in changed.items():
+        setattr(lead, name, after)
     return changed

@@ -12,9 +12,12 @@ from accounts.actor import Actor
 from accounts.models import Account
 from core.errors import DuplicateLead, PreconditionFailed
 from scoring.services import leads_apply_scores
+from webhooks.models import EventType
+from webhooks.services import events_record, lead_changes
 
 from .batch import leads_batch_create
 from .models import Lead
+from .representation import lead_to_dict
 from .rules import (
     SOFT_DUPLICATE_FIELDS,
     SoftDuplicateIndex,
@@ -111,6 +114,11 @@ def lead_update(
                 "Another lead already has this email or external_id.", existing_id=str(other.pk)
             ) from None
         leads_apply_scores(account=account, leads=[lead])
+        events_record(
+            account=account,
+            type=EventType.LEAD_UPDATED,
+            items=[(lead.pk, {"lead": lead_to_dict(lead), "changes": lead_changes(changed)})],
+        )
     return lead
 
 
@@ -131,4 +139,6 @@ def lead_delete(*, account: Account, actor: Actor | None, lead_id, if_match: str
     with transaction.atomic():
         lead = lead_get(account=account, lead_id=lead_id, for_update=True)
         check_if_match(lead, if_match)
+        snapshot = {"id": str(lead.pk), "email": lead.email, "external_id": lead.external_id}
         lead.delete()
+        events_record(account=account, type=EventType.LEAD_DELETED, items=[(snapshot["id"], {"lead": snapshot})])

@@ -4,24 +4,29 @@ recalculation job, and the rule preview."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.models import Account
 from jobs.models import Job, JobKind
-from jobs.services import job_create, job_fail, job_progress, job_start, job_succeed
+from jobs.services import job_create, job_fail, job_progress, job_requeue, job_start, job_succeed
 from leads.models import Lead
 from leads.selectors import lead_filter, lead_queryset
+from webhooks.models import EventType
+from webhooks.services import events_record
 
 from .compiler import rule_condition, score_expressions, validate_rule
 from .models import ScoringRule
 from .selectors import active_rules, rule_get
 
 RECALCULATION_CHUNK = 10_000
+# Errors worth a retry of the whole recalculation (a dropped connection, a failover): it is idempotent.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 RULE_FIELDS = ("name", "field", "operator", "value", "points", "active")
 SCORE_BUCKETS = [(lo, lo + 10) for lo in range(0, 100, 10)]  # the last bucket includes 100
 
@@ -43,17 +48,36 @@ def leads_score(
     return {row[0]: row[1:] for row in qs.values_list("id", "score", "score_breakdown", "scored_at", "version")}
 
 
-def leads_apply_scores(*, account: Account, leads: list[Lead]) -> None:
+def leads_apply_scores(*, account: Account, leads: list[Lead], announce: bool = True) -> None:
     """Score freshly written leads (create/update paths) and copy the result onto the objects.
-    Nothing to do while the account has no active rule: a lead then keeps score 0."""
+    Nothing to do while the account has no active rule: a lead then keeps score 0. With
+    `announce`, a lead whose score changed gets a lead.scored event (creates carry it already)."""
     if not leads:
         return
     rules = active_rules(account=account)
     if not rules:
         return
+    before = {lead.pk: lead.score for lead in leads}
     scored = leads_score(account=account, lead_ids=[lead.pk for lead in leads], rules=rules)
     for lead in leads:
         lead.score, lead.score_breakdown, lead.scored_at, lead.version = scored[lead.pk]
+    if announce:
+        announce_scores(
+            account=account, rows=[(lead.pk, before[lead.pk], lead.score, lead.score_breakdown) for lead in leads]
+        )
+
+
+def announce_scores(*, account: Account, rows: list[tuple]) -> None:
+    """lead.scored events for (lead_id, previous, score, breakdown) rows whose score changed."""
+    events_record(
+        account=account,
+        type=EventType.LEAD_SCORED,
+        items=[
+            (pk, {"lead_id": str(pk), "previous_score": old, "score": new, "score_breakdown": breakdown})
+            for pk, old, new, breakdown in rows
+            if old != new
+        ],
+    )
 
 
 def lead_score_now(*, account: Account, actor: Actor | None, lead_id) -> Lead:
@@ -62,8 +86,10 @@ def lead_score_now(*, account: Account, actor: Actor | None, lead_id) -> Lead:
 
     with transaction.atomic():
         lead = lead_get(account=account, lead_id=lead_id, for_update=True)
+        previous = lead.score
         scored = leads_score(account=account, lead_ids=[lead.pk], bump_version=True)
         lead.score, lead.score_breakdown, lead.scored_at, lead.version = scored[lead.pk]
+        announce_scores(account=account, rows=[(lead.pk, previous, lead.score, lead.score_breakdown)])
     return lead
 
 
@@ -87,9 +113,7 @@ def account_rescore(*, account_id: int, job_id=None, params: dict | None = None)
         bound = remaining.order_by("pk").values_list("pk", flat=True)[RECALCULATION_CHUNK - 1 : RECALCULATION_CHUNK]
         bound = next(iter(bound), None)
         chunk = remaining.filter(pk__lte=bound) if bound is not None else remaining
-        changed += chunk.exclude(score=score, score_breakdown=breakdown).update(
-            score=score, score_breakdown=breakdown, scored_at=timezone.now(), version=F("version") + 1
-        )
+        changed += _rescore_chunk(account, chunk, score, breakdown)
         done = total if bound is None else min(total, done + RECALCULATION_CHUNK)
         if job_id is not None:
             job_progress(job_id=job_id, done=done)
@@ -100,6 +124,21 @@ def account_rescore(*, account_id: int, job_id=None, params: dict | None = None)
     if job_id is not None:
         job_succeed(job_id=job_id, result=result)
     return result
+
+
+def _rescore_chunk(account: Account, chunk, score, breakdown) -> int:
+    """Rescore one chunk in SQL, touching only rows that change, and announce them (lead.scored)."""
+    with transaction.atomic():
+        before = dict(chunk.exclude(score=score, score_breakdown=breakdown).values_list("pk", "score"))
+        if not before:
+            return 0
+        rows = lead_queryset(account=account).filter(pk__in=before)
+        rows.update(score=score, score_breakdown=breakdown, scored_at=timezone.now(), version=F("version") + 1)
+        announce_scores(
+            account=account,
+            rows=[(pk, before[pk], new, bd) for pk, new, bd in rows.values_list("pk", "score", "score_breakdown")],
+        )
+    return len(before)
 
 
 def recalculation_enqueue(*, account: Account, actor: Actor | None, params: dict | None = None) -> Job:
@@ -118,11 +157,21 @@ def recalculation_enqueue(*, account: Account, actor: Actor | None, params: dict
     )
 
 
-def recalculation_run(*, account_id: int, job_id) -> None:
-    """The task body: run, and record any failure on the job instead of losing it."""
+def recalculation_run(*, account_id: int, job_id, will_retry: bool = False) -> None:
+    """The task body: run, and record any failure on the job instead of losing it. A transient
+    database error that the task is going to retry (`will_retry`) is not a failure yet: the job goes
+    back to queued until the retry starts it again; on the last attempt it is recorded as failed."""
     try:
         job = Job.objects.get(pk=job_id, account_id=account_id)
         account_rescore(account_id=account_id, job_id=job.pk, params=job.params or None)
+    except TRANSIENT_DB_ERRORS as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        with suppress(DatabaseError):  # the database may still be away; the retry will restart the job
+            if will_retry:
+                job_requeue(job_id=job_id, reason=error)
+            else:
+                job_fail(job_id=job_id, error=error)
+        raise
     except Exception as exc:
         job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
         raise

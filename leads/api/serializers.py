@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC
 
 from rest_framework import serializers
 
 from core.serializers import StrictInputSerializer
 
+from ..exports import DEFAULT_FORMAT, EXPORT_FORMATS
 from ..models import Lead, LeadStatus
+from ..representation import lead_to_dict  # noqa: F401  (re-exported for the views)
 
 MAX_TAGS = 100
 MAX_CUSTOM_FIELDS = 100
@@ -108,42 +109,6 @@ class LeadOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def _iso(value):
-    if value is None:
-        return None
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def lead_to_dict(lead: Lead) -> dict:
-    """The lead as LeadOutputSerializer renders it (a test keeps them equal), ~20x cheaper.
-    Hot paths (lists, batches) render with this; the serializer documents the schema."""
-    return {
-        "id": str(lead.id),
-        "email": lead.email,
-        "first_name": lead.first_name,
-        "last_name": lead.last_name,
-        "company": lead.company,
-        "job_title": lead.job_title,
-        "website": lead.website,
-        "city": lead.city,
-        "phone": lead.phone,
-        "country": lead.country,
-        "source": lead.source,
-        "status": lead.status,
-        "score": lead.score,
-        "score_breakdown": lead.score_breakdown,
-        "tags": lead.tags,
-        "owner": lead.owner_id,
-        "external_id": lead.external_id,
-        "custom_fields": lead.custom_fields,
-        "possible_duplicate_of": str(lead.possible_duplicate_of_id) if lead.possible_duplicate_of_id else None,
-        "created_at": _iso(lead.created_at),
-        "updated_at": _iso(lead.updated_at),
-        "scored_at": _iso(lead.scored_at),
-    }
-
-
 class LeadListSerializer(serializers.Serializer):
     results = LeadOutputSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
@@ -197,3 +162,17 @@ class BatchResponseSerializer(serializers.Serializer):
     results = BatchItemResultSerializer(many=True)
     summary = BatchSummarySerializer()
     dry_run = serializers.BooleanField()
+
+
+class ExportCreateSerializer(StrictInputSerializer):
+    """POST /exports: a format, the list's filters as a JSON object, and the list's sort."""
+
+    format = serializers.ChoiceField(choices=list(EXPORT_FORMATS), default=DEFAULT_FORMAT)
+    filters = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        default=dict,
+        help_text='Query-style filters of GET /leads, e.g. {"status__in": "new,contacted", "tag": ["hot", "vip"], '
+        '"score__gte": 50}. Lists are comma-joined (`tag`: repeated).',
+    )
+    sort = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
