@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import Account, ApiKey, AuditLogEntry, Membership, User
+from .models import Account, ApiKey, AuditLogEntry, Membership, OAuthAppRegistration, User
 
 
 @admin.register(User)
@@ -85,4 +85,17 @@ class AuditLogEntryAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(OAuthAppRegistration)
+class OAuthAppRegistrationAdmin(admin.ModelAdmin):
+    """Which account registered an OAuth app through the API; the app itself is under Django OAuth Toolkit."""
+
+    list_display = ["application", "account", "created_by", "created_at"]
+    search_fields = ["application__name", "application__client_id", "account__slug"]
+    list_select_related = ["application", "account", "created_by"]
+    readonly_fields = ["application", "account", "created_by", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
         return False

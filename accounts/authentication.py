@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
-from .services import api_key_authenticate
+from .services import API_KEY_PREFIX, api_key_authenticate
 
 
 def client_ip(request) -> str | None:
@@ -14,8 +14,9 @@ def client_ip(request) -> str | None:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Resolves the key to (user, Actor). Until OAuth tokens exist every Bearer value is taken to
-    be an API key, so a malformed one is 401 invalid_credentials rather than "no credentials"."""
+    """Resolves the key to (user, Actor). `X-API-Key` is always a key; a Bearer value is a key only
+    when it starts with `lb_`, any other Bearer value is left to OAuthTokenAuthentication (which
+    answers 401 invalid_credentials for a malformed one, never "no credentials")."""
 
     def authenticate(self, request):
         raw = request.headers.get("X-API-Key")
@@ -25,6 +26,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             if scheme.lower() != "bearer":
                 return None
             raw = value.strip()
+            if not raw.startswith(API_KEY_PREFIX):
+                return None
         raw = raw.strip()
         if not raw:
             raise exceptions.AuthenticationFailed("Empty API key.")

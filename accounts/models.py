@@ -166,3 +166,27 @@ class AuditLogEntry(AccountScopedModel):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_type}:{self.object_id}"
+
+
+class OAuthAppRegistration(AccountScopedModel):
+    """Which account registered an OAuth application (django-oauth-toolkit's `Application`), and who.
+
+    DOT's Application has no tenant; this row gives it one without swapping DOT's models, so the
+    account's admins list and delete only their own apps. Apps created by operators in Django admin
+    have no registration and belong to no account.
+    """
+
+    application = models.OneToOneField(
+        "oauth2_provider.Application", on_delete=models.CASCADE, related_name="registration"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "OAuth app registration"
+
+    def __str__(self) -> str:
+        return f"{self.application} ({self.account})"

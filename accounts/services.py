@@ -1,4 +1,4 @@
-"""Writes for accounts, memberships and API keys. Every security-relevant change is audited."""
+"""Writes for accounts, memberships, API keys and OAuth apps. Every security-relevant change is audited."""
 
 from __future__ import annotations
 
@@ -6,15 +6,25 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
+from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from oauth2_provider.generators import generate_client_secret
+from oauth2_provider.models import (
+    AbstractApplication,
+    get_access_token_model,
+    get_application_model,
+    get_grant_model,
+    revoke_access_token,
+)
 
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, field_error
 
 from .actor import Actor
-from .models import Account, ApiKey, AuditLogEntry, Membership, Plan, Role, User
-from .scopes import ALL_SCOPES, ROLE_SCOPES, effective_scopes
+from .models import Account, ApiKey, AuditLogEntry, Membership, OAuthAppRegistration, Plan, Role, User
+from .scopes import ALL_SCOPES, ROLE_SCOPES, effective_scopes, split_scopes
 
 API_KEY_PREFIX = "lb_"
 # 32 random bytes -> 43 URL-safe characters after "lb_".
@@ -288,3 +298,132 @@ def account_update(*, account: Account, name: str, actor: Actor) -> Account:
         data={"name": name},
     )
     return account
+
+
+# --- OAuth 2.0 apps and authorizations ---------------------------------------------------------
+
+OAUTH_APP_MAX_REDIRECT_URIS = 10
+OAUTH_APP_MAX_REDIRECT_URI_LENGTH = 2000
+
+
+def _oauth_redirect_uri_errors(redirect_uris: list[str]) -> list[dict[str, str]]:
+    """Our rules on top of DOT's (scheme allowed in this run mode, host present): exact URIs only, so
+    no fragment, no credentials, no wildcard, no whitespace."""
+    problems = []
+    if not redirect_uris:
+        problems.append(field_error("redirect_uris", "At least one redirect URI is required."))
+    if len(redirect_uris) > OAUTH_APP_MAX_REDIRECT_URIS:
+        problems.append(field_error("redirect_uris", f"At most {OAUTH_APP_MAX_REDIRECT_URIS} redirect URIs."))
+    for index, uri in enumerate(redirect_uris):
+        field = f"redirect_uris[{index}]"
+        if len(uri) > OAUTH_APP_MAX_REDIRECT_URI_LENGTH or any(c.isspace() for c in uri):
+            problems.append(field_error(field, "One URL without whitespace, at most 2000 characters."))
+        elif "#" in uri or "*" in uri or "@" in urlsplit(uri).netloc:
+            problems.append(field_error(field, "A redirect URI has no fragment, wildcard or credentials."))
+    return problems
+
+
+def oauth_app_create(
+    *, account: Account, actor: Actor, name: str, redirect_uris: list[str], client_type: str = "confidential"
+) -> tuple[AbstractApplication, str | None]:
+    """Register an OAuth app for the account (authorization code grant only). Returns the app and, for a
+    confidential client, its client secret: stored hashed, shown only this once."""
+    Application = get_application_model()
+    if client_type not in (Application.CLIENT_CONFIDENTIAL, Application.CLIENT_PUBLIC):
+        raise ValidationFailed(
+            f"Unknown client_type {client_type!r}",
+            errors=[field_error("client_type", "Choose confidential or public.")],
+        )
+    redirect_uris = [uri.strip() for uri in redirect_uris]
+    problems = _oauth_redirect_uri_errors(redirect_uris)
+    if problems:
+        raise ValidationFailed("Invalid redirect URIs.", errors=problems)
+    secret = generate_client_secret() if client_type == Application.CLIENT_CONFIDENTIAL else ""
+    app = Application(
+        name=name,
+        user=actor.user,
+        client_type=client_type,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=" ".join(redirect_uris),
+        client_secret=secret,
+        hash_client_secret=True,
+        skip_authorization=False,
+    )
+    try:
+        app.full_clean()
+    except DjangoValidationError as exc:
+        errors = [field_error(name, str(msg)) for name, messages in exc.message_dict.items() for msg in messages]
+        raise ValidationFailed("; ".join(e["message"] for e in errors[:3]), errors=errors) from exc
+    with transaction.atomic():
+        app.save()
+        OAuthAppRegistration.objects.create(account=account, application=app, created_by=actor.user)
+        audit_log(
+            account=account,
+            action="oauth_app.created",
+            actor=actor,
+            object_type="oauth_app",
+            object_id=app.pk,
+            data={"name": name, "client_id": app.client_id, "client_type": client_type, "redirect_uris": redirect_uris},
+        )
+    return app, (secret or None)
+
+
+def oauth_app_delete(*, account: Account, app_id: int, actor: Actor) -> None:
+    """Delete one of the account's OAuth apps; every token and pending code issued to it goes with it."""
+    with transaction.atomic():
+        registration = (
+            OAuthAppRegistration.objects.for_account(account)
+            .select_related("application")
+            .filter(application_id=app_id)
+            .first()
+        )
+        if registration is None:
+            raise NotFound("No such OAuth app.")
+        app = registration.application
+        data = {"name": app.name, "client_id": app.client_id}
+        app.delete()
+        audit_log(
+            account=account,
+            action="oauth_app.deleted",
+            actor=actor,
+            object_type="oauth_app",
+            object_id=app_id,
+            data=data,
+        )
+
+
+def oauth_authorization_revoke(
+    *, user: User, app_id: int, account: Account | None = None, actor: Actor | None = None
+) -> int:
+    """Withdraw what `user` authorised `app_id` to do, in `account` or in every account: its access
+    and refresh tokens are revoked and its unused codes deleted. Returns the number of tokens revoked."""
+    from .selectors import oauth_authorization_list
+
+    app_id = int(app_id)
+    live = [a for a in oauth_authorization_list(user=user, account=account) if a.application.pk == app_id]
+    if not live:
+        raise NotFound("No such authorized app.")
+    account_ids = {a.account.pk for a in live}
+
+    def in_scope(scope: str) -> bool:
+        return any(a in account_ids for a in split_scopes(scope)[1])
+
+    with transaction.atomic():
+        tokens = [
+            t for t in get_access_token_model().objects.filter(user=user, application_id=app_id) if in_scope(t.scope)
+        ]
+        for token in tokens:
+            revoke_access_token(token)  # revokes the bound refresh token too
+        grants = [g.pk for g in get_grant_model().objects.filter(user=user, application_id=app_id) if in_scope(g.scope)]
+        get_grant_model().objects.filter(pk__in=grants).delete()
+        for authorization in live:
+            audit_log(
+                account=authorization.account,
+                action="oauth.authorization_revoked",
+                actor=actor,
+                user=user,
+                object_type="oauth_app",
+                object_id=app_id,
+                data={"name": authorization.application.name, "client_id": authorization.application.client_id},
+            )
+    return len(tokens)

@@ -19,8 +19,12 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return [
             {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "lb_… API key"},
-            {"type": "http", "scheme": "bearer", "description": "API key (or, later, OAuth token) as Bearer"},
+            {"type": "http", "scheme": "bearer", "description": "lb_… API key as `Authorization: Bearer`"},
         ]
+
+    def get_security_requirement(self, auto_schema):
+        # Either header, not both (a list of requirements is OR in OpenAPI; one dict is AND).
+        return [{name: []} for name in self.name]
 
 
 def problem(description: str) -> OpenApiResponse:

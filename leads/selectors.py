@@ -31,9 +31,10 @@ def lead_queryset(*, account: Account) -> QuerySet[Lead]:
     return Lead.objects.for_account(account)
 
 
-def lead_filter(*, account: Account, params) -> QuerySet[Lead]:
-    """The account's leads narrowed by the strict LeadFilterSet (no ordering, no page)."""
-    return LeadFilterSet.apply(params, lead_queryset(account=account))
+def lead_filter(*, account: Account, params, extra_allowed: frozenset[str] = frozenset()) -> QuerySet[Lead]:
+    """The account's leads narrowed by the strict LeadFilterSet (no ordering, no page).
+    `extra_allowed` names parameters a caller understands besides the filters (e.g. an export's `format`)."""
+    return LeadFilterSet.apply(params, lead_queryset(account=account), extra_allowed=extra_allowed)
 
 
 def lead_sort_keys(raw: str | None) -> tuple[SortKey, ...]:

@@ -16,7 +16,8 @@ from functools import cache, reduce
 from pathlib import Path
 from typing import Any
 
-from django.db.models import Case, F, IntegerField, JSONField, Q, Value, When
+from django.db import NotSupportedError
+from django.db.models import BooleanField, Case, F, Func, IntegerField, JSONField, Q, Value, When
 from django.db.models.functions import Cast, Concat, Greatest, Least, Lower, StrIndex, Substr
 from django.db.models.lookups import Exact, IContains, In
 
@@ -123,16 +124,17 @@ def rule_condition(field: str, operator: str, value: Any) -> Q:
     if operator == Operator.NOT_EQUALS:
         return ~rule_condition(field, Operator.EQUALS, value) | ~_present(field, custom)
     if custom:
-        lookup = f"custom_fields__{custom['key']}"
+        key = custom["key"]
+        lookup = f"custom_fields__{key}"
         if operator == Operator.EQUALS:
-            return _custom_equals(lookup, value)
+            return _custom_equals(key, value)
         if operator == Operator.IN:
-            return reduce(lambda a, b: a | b, (_custom_equals(lookup, v) for v in value))
+            return reduce(lambda a, b: a | b, (_custom_equals(key, v) for v in value))
         if operator == Operator.CONTAINS:
-            return Q(**{f"{lookup}__icontains": value})
+            return Q(CustomFieldIs(key, "string")) & Q(**{f"{lookup}__icontains": value})
         if operator == Operator.GTE:
-            return Q(**{f"{lookup}__gte": value})
-        return Q(**{f"{lookup}__lte": value})
+            return Q(CustomFieldIs(key, "number")) & Q(**{f"{lookup}__gte": value})
+        return Q(CustomFieldIs(key, "number")) & Q(**{f"{lookup}__lte": value})
     if field == "tags":
         values = [_text(v).strip() for v in (value if operator == Operator.IN else [value])]
         return _tag_condition(values, any_of=True)
@@ -152,11 +154,48 @@ def rule_condition(field: str, operator: str, value: Any) -> Q:
     return Q(IContains(F(field) if field != "email_domain" else column, str(value)))
 
 
-def _custom_equals(lookup: str, value: Any) -> Q:
-    # Strings compare case-insensitively; numbers and booleans as JSON values.
+def _custom_equals(key: str, value: Any) -> Q:
+    # Strings compare case-insensitively; numbers and booleans as JSON values. A value only ever
+    # equals a value of its own JSON type (see CustomFieldIs).
+    lookup = f"custom_fields__{key}"
     if isinstance(value, str):
-        return Q(**{f"{lookup}__iexact": value})
-    return Q(**{lookup: value})
+        return Q(CustomFieldIs(key, "string")) & Q(**{f"{lookup}__iexact": value})
+    return Q(CustomFieldIs(key, "boolean" if isinstance(value, bool) else "number")) & Q(**{lookup: value})
+
+
+class CustomFieldIs(Func):
+    """`custom_fields.<key>` holds a JSON value of this kind: "string", "number" or "boolean".
+
+    The guard that keeps comparisons within one JSON type, the same on both databases: PostgreSQL
+    orders jsonb across types (null < strings < numbers < booleans, so `lte 50` would match null
+    and "few", and `gte 1` would match true), and SQLite reads true as 1 and compares text with
+    numbers by its own rules.
+    """
+
+    output_field = BooleanField()
+    KINDS = {
+        "postgresql": {"string": ("string",), "number": ("number",), "boolean": ("boolean",)},
+        "sqlite": {"string": ("text",), "number": ("integer", "real"), "boolean": ("true", "false")},
+    }
+
+    def __init__(self, key: str, kind: str):
+        super().__init__(F("custom_fields"))
+        self.key, self.kind = key, kind
+
+    def _type_in(self, compiler, connection, function: str, path: str):
+        column, params = compiler.compile(self.source_expressions[0])
+        kinds = self.KINDS[connection.vendor][self.kind]
+        placeholders = ", ".join(["%s"] * len(kinds))
+        return f"{function.format(column=column)} IN ({placeholders})", (*params, path, *kinds)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self._type_in(compiler, connection, "jsonb_typeof({column} -> %s)", self.key)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self._type_in(compiler, connection, "json_type({column}, %s)", f"$.{json.dumps(self.key)}")
+
+    def as_sql(self, compiler, connection, **extra):
+        raise NotSupportedError("Scoring rules on custom fields need PostgreSQL or SQLite.")
 
 
 def _present(field: str, custom) -> Q:

@@ -25,7 +25,7 @@ def test_login_attempts_for_one_username_are_refused_with_429_past_the_limit(cli
     user = UserFactory(email=f"{uuid.uuid4().hex[:10]}@example.com", is_staff=True)
     limit = _limit(settings.LEADBASE_LOGIN_RATE_PER_USERNAME)
     statuses = []
-    for n in range(limit + 1):
+    for _ in range(limit + 1):
         response = client.post(LOGIN, {"username": user.email, "password": "wrong"}, REMOTE_ADDR=_ip())
         statuses.append(response.status_code)
     assert statuses[:limit] == [200] * limit  # the form again, with an error

@@ -113,3 +113,57 @@ class ApiKeyCreateSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=list(ALL_SCOPES)), min_length=1)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class OAuthAppSerializer(serializers.Serializer):
+    """An OAuth app the account registered (authorization code grant with PKCE only)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    client_id = serializers.CharField()
+    client_type = serializers.ChoiceField(
+        choices=["confidential", "public"], help_text="public: no secret (native and browser apps)."
+    )
+    redirect_uris = serializers.SerializerMethodField(help_text="Matched exactly, character for character.")
+    created_at = serializers.DateTimeField(source="created")
+    created_by = serializers.SerializerMethodField()
+
+    def get_redirect_uris(self, obj) -> list[str]:
+        return obj.redirect_uris.split()
+
+    def get_created_by(self, obj) -> str | None:
+        registration = getattr(obj, "registration", None)
+        user = registration.created_by if registration is not None else None
+        return user.email if user is not None else None
+
+
+class OAuthAppCreatedSerializer(OAuthAppSerializer):
+    client_secret = serializers.CharField(
+        allow_null=True,
+        help_text="Confidential clients: the secret, shown once, now; store it safely. Public clients: null.",
+    )
+
+
+class OAuthAppCreateSerializer(StrictInputSerializer):
+    read_only_names = frozenset({"id", "client_id", "client_secret", "created_at", "created_by"})
+    name = serializers.CharField(max_length=255)
+    redirect_uris = serializers.ListField(
+        child=serializers.CharField(max_length=2000),
+        min_length=1,
+        max_length=10,
+        help_text="https in production (http too in the embedded mode); no fragment, no wildcard.",
+    )
+    client_type = serializers.ChoiceField(choices=["confidential", "public"], default="confidential")
+
+
+class AuthorizedAppSerializer(serializers.Serializer):
+    """An app the user authorised to act in this account, and what its tokens may do here."""
+
+    class ApplicationSerializer(serializers.Serializer):
+        id = serializers.IntegerField(source="pk")
+        name = serializers.CharField()
+        client_id = serializers.CharField()
+
+    application = ApplicationSerializer()
+    scopes = serializers.ListField(child=serializers.CharField(), help_text="As granted; the role caps them.")
+    token_issued_at = serializers.DateTimeField(help_text="When its newest token was issued (consent or refresh).")

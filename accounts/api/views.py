@@ -1,4 +1,4 @@
-"""Thin DRF views for /me, /account, /members and /api-keys."""
+"""Thin DRF views for /me, /account, /members, /api-keys, /oauth-apps and /me/authorized-apps."""
 
 from __future__ import annotations
 
@@ -11,17 +11,21 @@ from core.schema import errors, list_envelope
 from leads.selectors import lead_queryset
 
 from .. import selectors, services
-from ..scopes import ADMIN, LEADS_READ
+from ..scopes import ADMIN, LEADS_READ, LEADS_WRITE
 from .serializers import (
     AccountSerializer,
     AccountUpdateSerializer,
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeySerializer,
+    AuthorizedAppSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
     MembershipUpdateSerializer,
     MeSerializer,
+    OAuthAppCreatedSerializer,
+    OAuthAppCreateSerializer,
+    OAuthAppSerializer,
 )
 
 
@@ -173,4 +177,80 @@ class ApiKeyDetailView(AccountScopedAPIView):
     def delete(self, request, key_id: int):
         """Revoke an API key; it stops working at once."""
         services.api_key_revoke(account=self.account, key_id=key_id, actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class OAuthAppListView(AccountScopedAPIView):
+    required_scopes = {"*": ADMIN}
+
+    @extend_schema(
+        operation_id="oauth_apps_list", responses={200: list_envelope(OAuthAppSerializer, "OAuthAppList"), **errors()}
+    )
+    def get(self, request):
+        """List the OAuth apps the account registered."""
+        return Response(_list(OAuthAppSerializer(selectors.oauth_app_list(account=self.account), many=True).data))
+
+    @extend_schema(
+        operation_id="oauth_apps_create",
+        request=OAuthAppCreateSerializer,
+        responses={201: OAuthAppCreatedSerializer, **errors(400)},
+    )
+    def post(self, request):
+        """Register an OAuth app (authorization code + PKCE); a confidential client's secret is shown only now."""
+        serializer = OAuthAppCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        app, secret = services.oauth_app_create(account=self.account, actor=self.actor, **serializer.validated_data)
+        app.client_secret = secret
+        return Response(OAuthAppCreatedSerializer(app).data, status=status.HTTP_201_CREATED)
+
+
+class OAuthAppDetailView(AccountScopedAPIView):
+    required_scopes = {"*": ADMIN}
+
+    @extend_schema(operation_id="oauth_apps_retrieve", responses={200: OAuthAppSerializer, **errors(404)})
+    def get(self, request, app_id: int):
+        """One OAuth app of the account."""
+        return Response(OAuthAppSerializer(selectors.oauth_app_get(account=self.account, app_id=app_id)).data)
+
+    @extend_schema(
+        operation_id="oauth_apps_destroy", responses={204: OpenApiResponse(description="Deleted"), **errors(404)}
+    )
+    def delete(self, request, app_id: int):
+        """Delete an OAuth app; every token issued to it stops working at once."""
+        services.oauth_app_delete(account=self.account, app_id=app_id, actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AuthorizedAppListView(AccountScopedAPIView):
+    required_scopes = {"GET": LEADS_READ}
+
+    @extend_schema(
+        operation_id="me_authorized_apps_list",
+        responses={200: list_envelope(AuthorizedAppSerializer, "AuthorizedAppList"), **errors()},
+    )
+    def get(self, request):
+        """The OAuth apps you authorised to act in this account."""
+        authorizations = selectors.oauth_authorization_list(user=self.actor.user, account=self.account)
+        return Response(_list(AuthorizedAppSerializer(authorizations, many=True).data))
+
+
+class AuthorizedAppDetailView(AccountScopedAPIView):
+    required_scopes = {"GET": LEADS_READ, "DELETE": LEADS_WRITE}
+
+    @extend_schema(operation_id="me_authorized_apps_retrieve", responses={200: AuthorizedAppSerializer, **errors(404)})
+    def get(self, request, app_id: int):
+        """One app you authorised in this account."""
+        authorization = selectors.oauth_authorization_get(
+            user=self.actor.user, account=self.account, app_id=int(app_id)
+        )
+        return Response(AuthorizedAppSerializer(authorization).data)
+
+    @extend_schema(
+        operation_id="me_authorized_apps_revoke", responses={204: OpenApiResponse(description="Revoked"), **errors(404)}
+    )
+    def delete(self, request, app_id: int):
+        """Revoke an app's access to this account: its access and refresh tokens stop working at once."""
+        services.oauth_authorization_revoke(
+            user=self.actor.user, app_id=int(app_id), account=self.account, actor=self.actor
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from core.api import AccountScopedAPIView
 from core.errors import Conflict
+from core.negotiation import FileContentNegotiation
 from core.schema import errors
 
 from ..models import JobStatus
@@ -23,6 +24,8 @@ class JobDetailView(AccountScopedAPIView):
 
 
 class JobDownloadView(AccountScopedAPIView):
+    content_negotiation_class = FileContentNegotiation
+
     @extend_schema(
         operation_id="jobs_download",
         responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="The job's file"), **errors(404, 409)},

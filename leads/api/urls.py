@@ -1,11 +1,15 @@
 from django.urls import re_path
 
 from .batch import LeadBatchView
+from .exports import ExportCreateView, LeadExportView
 from .views import LeadDetailView, LeadListCreateView
 
 # Paths are served without a trailing slash; one is accepted too, never redirected (§4).
+# Fixed paths under leads/ come before leads/<lead_id>, which would otherwise take them.
 urlpatterns = [
     re_path(r"^leads/?$", LeadListCreateView.as_view(), name="lead-list"),
     re_path(r"^leads/batch/?$", LeadBatchView.as_view(), name="lead-batch"),
+    re_path(r"^leads/export/?$", LeadExportView.as_view(), name="lead-export"),
+    re_path(r"^exports/?$", ExportCreateView.as_view(), name="export-create"),
     re_path(r"^leads/(?P<lead_id>[^/]+)/?$", LeadDetailView.as_view(), name="lead-detail"),
 ]

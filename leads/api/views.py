@@ -18,17 +18,19 @@ from .. import selectors, services
 from ..filtersets import LeadFilterSet
 from .serializers import LeadInputSerializer, LeadListSerializer, LeadOutputSerializer, lead_to_dict
 
+SORT_PARAMETER = OpenApiParameter(
+    "sort",
+    str,
+    description="Comma-separated of created_at, updated_at, score, email, company, last_name; '-' for "
+    "descending. Default -created_at; id is always the final tie-breaker.",
+)
+FILTER_PARAMETERS = filterset_parameters(LeadFilterSet)
 LIST_PARAMETERS = [
     OpenApiParameter("limit", int, description="Page size, 1-500 (default 50)."),
     OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
-    OpenApiParameter(
-        "sort",
-        str,
-        description="Comma-separated of created_at, updated_at, score, email, company, last_name; '-' for "
-        "descending. Default -created_at; id is always the final tie-breaker.",
-    ),
+    SORT_PARAMETER,
     OpenApiParameter("count", bool, description="Add total_count (costs a COUNT)."),
-    *filterset_parameters(LeadFilterSet),
+    *FILTER_PARAMETERS,
 ]
 ON_DUPLICATE_PARAMETER = OpenApiParameter(
     "on_duplicate",

@@ -151,5 +151,3 @@ class LeadScoreView(AccountScopedAPIView):
         return Response(
             {k: body[k] for k in ("id", "score", "score_breakdown", "scored_at")}, headers={"ETag": lead.etag}
         )
-
-

@@ -1,0 +1,138 @@
+"""Rescoring 1,000,000 leads with `account_rescore` on PostgreSQL (issue 5: >= 20,000 leads/s).
+
+    python -m bench.rescore --database-url postgres://postgres@127.0.0.1:5432/leadbase_bench
+
+Fills the account "bench-score" to exactly --rows leads (COPY, generating only what is missing),
+replaces its scoring rules with five realistic ones created through the services, then times two
+full recalculations of the account, each as the job a rule change runs (chunks, progress):
+
+1. every lead's stored score is made stale first, so every row is rewritten;
+2. rules unchanged: every row is compared in SQL and none is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import psycopg
+
+from .common import DEFAULT_DB, bench_account, django_env, ensure_database
+from .generate import account_id, copy_leads
+
+ACCOUNT = "bench-score"
+ROWS = 1_000_000
+TARGET = 20_000  # leads/s
+
+RULES = [
+    {"name": "Decision maker", "field": "job_title", "operator": "in",
+     "value": ["CTO", "VP Engineering", "Founder", "Head of Sales"], "points": 25},
+    {"name": "250+ employees", "field": "custom_fields.employees", "operator": "gte", "value": 250, "points": 20},
+    {"name": "Hot or enterprise", "field": "tags", "operator": "in", "value": ["hot", "enterprise"], "points": 15},
+    {"name": "Company address", "field": "email", "operator": "is_free_email", "value": False, "points": 10},
+    {"name": "Disqualified", "field": "status", "operator": "in", "value": ["unqualified", "lost"], "points": -40},
+]  # fmt: skip
+
+
+def fill_account(database_url: str, slug: str, rows: int) -> tuple[int, int, float]:
+    """The account with exactly `rows` leads: (account id, leads generated now, seconds spent)."""
+    bench_account(database_url, slug)
+    aid = account_id(database_url, slug)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        have = conn.execute("SELECT count(*) FROM leads_lead WHERE account_id = %s", (aid,)).fetchone()[0]
+        if have > rows:
+            conn.execute(
+                "DELETE FROM leads_lead WHERE id IN (SELECT id FROM leads_lead WHERE account_id = %s LIMIT %s)",
+                (aid, have - rows),
+            )
+    missing = max(0, rows - have)
+    seconds = copy_leads(database_url, aid, missing, seed=have + 1) if missing else 0.0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ANALYZE leads_lead")
+    return aid, missing, seconds
+
+
+def make_stale(database_url: str, aid: int) -> None:
+    """Give every lead a breakdown no rule set produces, so the first rescore must rewrite them all."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            """UPDATE leads_lead SET score = 0, scored_at = NULL,
+                   score_breakdown = '[{"rule_id": 0, "name": "stale", "points": 0}]'::jsonb
+               WHERE account_id = %s""",
+            (aid,),
+        )
+        conn.execute("VACUUM ANALYZE leads_lead")
+
+
+def setup_django(database_url: str) -> None:
+    os.environ.update(django_env(database_url))
+    os.environ.pop("CELERY_BROKER_URL", None)
+    import django
+
+    django.setup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=DEFAULT_DB)
+    parser.add_argument("--account", default=ACCOUNT)
+    parser.add_argument("--rows", type=int, default=ROWS)
+    parser.add_argument("--chunk", type=int, default=None, help="RECALCULATION_CHUNK (default: the service's)")
+    args = parser.parse_args()
+
+    ensure_database(args.database_url)
+    aid, generated, copy_seconds = fill_account(args.database_url, args.account, args.rows)
+    print(f"account {args.account!r}: {args.rows:,} leads ({generated:,} generated now in {copy_seconds:.1f} s)")
+
+    setup_django(args.database_url)
+    from accounts.models import Account
+    from jobs.models import Job
+    from scoring import services, tasks
+    from scoring.models import ScoringRule
+
+    if args.chunk:
+        services.RECALCULATION_CHUNK = args.chunk
+    account = Account.objects.get(pk=aid)
+    # Rule changes enqueue a recalculation each; here the benchmark runs (and times) it itself.
+    tasks.recalculate_account.delay = lambda *a, **k: None
+    for rule in ScoringRule.objects.filter(account=account):
+        services.scoring_rule_delete(account=account, actor=None, rule_id=rule.pk)
+    for data in RULES:
+        services.scoring_rule_create(account=account, actor=None, data=data)
+    Job.objects.filter(account=account).delete()
+    make_stale(args.database_url, aid)
+
+    runs = []
+    for label in ("every lead changes", "nothing changes"):
+        job = services.recalculation_enqueue(account=account, actor=None)
+        started = time.perf_counter()
+        result = services.account_rescore(account_id=aid, job_id=job.pk)
+        seconds = time.perf_counter() - started
+        job.refresh_from_db()
+        assert job.status == "succeeded" and job.progress_done == job.progress_total == args.rows, job
+        runs.append((label, result, seconds))
+        print(f"  {label}: {result['leads']:,} leads, {result['changed']:,} changed, {seconds:.1f} s", flush=True)
+
+    with psycopg.connect(args.database_url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        scores = conn.execute(
+            "SELECT min(score), round(avg(score), 1), max(score) FROM leads_lead WHERE account_id = %s", (aid,)
+        ).fetchone()
+    print()
+    print(
+        f"account_rescore, {args.rows:,} leads, {len(RULES)} rules, chunks of {services.RECALCULATION_CHUNK:,}, "
+        f"PostgreSQL {version}, {os.cpu_count()} cores; scores min/avg/max {scores[0]}/{scores[1]}/{scores[2]}"
+    )
+    print()
+    print("| run | leads | rows changed | seconds | leads/s | target |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    for label, result, seconds in runs:
+        rate = result["leads"] / seconds
+        verdict = "met" if rate >= TARGET else "**missed**"
+        print(f"| {label} | {result['leads']:,} | {result['changed']:,} | {seconds:.1f} | {rate:,.0f} | "
+              f"≥ {TARGET:,}: {verdict} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
