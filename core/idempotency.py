@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -55,7 +56,7 @@ def request_fingerprint(request) -> str:
     return digest.hexdigest()
 
 
-def _claim(account, key: str, request, fingerprint: str) -> IdempotencyKey | Response:
+def _claim(account, key: str, method: str, path: str, fingerprint: str) -> IdempotencyKey | Response:
     """Insert the key as in_progress (committed at once), or return the stored outcome."""
     now = timezone.now()
     for _ in range(2):
@@ -64,8 +65,8 @@ def _claim(account, key: str, request, fingerprint: str) -> IdempotencyKey | Res
                 return IdempotencyKey.objects.create(
                     account=account,
                     key=key,
-                    method=request.method,
-                    path=request.path[:500],
+                    method=method,
+                    path=path[:500],
                     request_hash=fingerprint,
                     expires_at=now + IDEMPOTENCY_TTL,
                 )
@@ -95,6 +96,37 @@ def _replay(stored: IdempotencyKey) -> Response:
     return Response(body, status=stored.response_status, headers=headers, content_type=content_type)
 
 
+def idempotent_execute(
+    *,
+    account,
+    key: str,
+    method: str,
+    path: str,
+    fingerprint: str,
+    run: Callable[[], Response],
+    field: str = "Idempotency-Key",
+) -> Response:
+    """Run `run` at most once per (account, key) within 24 h: the front-door-neutral core of `@idempotent`,
+    also used by the MCP tools. A replay is the stored Response (with `Idempotent-Replayed: true`); a client
+    error `run` raised is stored and re-raised, so a retry gets the same error back as a Response."""
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidParameter(
+            f"{field} must be 1-{MAX_KEY_LENGTH} characters.",
+            errors=[{"field": field, "code": "invalid", "message": "1-255 characters."}],
+        )
+    claimed = _claim(account, key, method, path, fingerprint)
+    if isinstance(claimed, Response):
+        return claimed
+    try:
+        response = run()
+    except Exception as exc:
+        _settle_error(claimed, exc)
+        raise
+    _store(claimed, response)
+    return response
+
+
 def idempotent(handler):
     """Decorate a POST handler of an AccountScopedAPIView (runs after authentication)."""
 
@@ -103,23 +135,14 @@ def idempotent(handler):
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return handler(self, request, *args, **kwargs)
-        key = key.strip()
-        if not key or len(key) > MAX_KEY_LENGTH:
-            raise InvalidParameter(
-                f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters.",
-                errors=[{"field": "Idempotency-Key", "code": "invalid", "message": "1-255 characters."}],
-            )
-        account = request.auth.account
-        claimed = _claim(account, key, request, request_fingerprint(request))
-        if isinstance(claimed, Response):
-            return claimed
-        try:
-            response = handler(self, request, *args, **kwargs)
-        except Exception as exc:
-            _settle_error(claimed, exc)
-            raise
-        _store(claimed, response)
-        return response
+        return idempotent_execute(
+            account=request.auth.account,
+            key=key,
+            method=request.method,
+            path=request.path,
+            fingerprint=request_fingerprint(request),
+            run=lambda: handler(self, request, *args, **kwargs),
+        )
 
     return wrapper
 

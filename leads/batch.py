@@ -33,7 +33,7 @@ from webhooks.models import EventType
 from webhooks.services import events_record, lead_changes
 
 from . import normalization as norm
-from .models import Lead
+from .models import Lead, Note
 from .representation import lead_to_dict
 from .rules import (
     SOFT_DUPLICATE_FIELDS,
@@ -490,18 +490,21 @@ def _check_identity_changes(account, leads, wanted, touched, results) -> None:
 
 
 def _delete_rows(account: Account, ids: set[uuid.UUID]) -> None:
-    """One UPDATE and one DELETE for any number of leads.
+    """One UPDATE and two DELETEs for any number of leads.
 
     QuerySet.delete() runs Django's collector, which loads every row and deletes in chunks of 100;
-    the only relation to Lead is its own `possible_duplicate_of` (SET_NULL), cleared here in one
-    statement first. Should another relation appear, fall back to the collector, which honours it.
+    the relations to Lead are its own `possible_duplicate_of` (SET_NULL), cleared here in one
+    statement first, and its notes (CASCADE), deleted in one statement.
+    Should another relation appear, fall back to the collector, which honours it.
     """
     rows = lead_queryset(account=account).filter(pk__in=ids)
     relations = {(rel.related_model, rel.field.name) for rel in get_candidate_relations_to_delete(Lead._meta)}
-    if relations != {(Lead, "possible_duplicate_of")}:
+    if relations != {(Lead, "possible_duplicate_of"), (Note, "lead")}:
         rows.delete()
         return
     lead_queryset(account=account).filter(possible_duplicate_of_id__in=ids).update(possible_duplicate_of=None)
+    notes = Note.objects.for_account(account).filter(lead_id__in=ids)  # nothing refers to a note
+    notes._raw_delete(notes.db)
     rows._raw_delete(rows.db)
 
 

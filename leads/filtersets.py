@@ -276,21 +276,46 @@ class LeadFilterSet(FilterSet):
     locals().update(_datetime("updated_at"))
     locals().update(_datetime("scored_at", isnull=True))
     q = df.CharFilter(method="filter_q", help_text="Search words in name, email and company.")
+    segment = IntegerFilter(
+        method="filter_segment", help_text="Id of a saved segment (/api/v1/segments): its filters apply as well."
+    )
 
     class Meta:
         model = Lead
         fields: list[str] = []
 
+    def __init__(self, *args, account=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.account = account
+
     def filter_q(self, qs, name, value):
         return search(qs, value) if value.strip() else qs
+
+    def filter_segment(self, qs, name, value):
+        if value is None:
+            return qs
+        from .exports import filters_to_params
+        from .models import Segment
+
+        segment = Segment.objects.for_account(self.account).filter(pk=value).first() if self.account else None
+        if segment is None:
+            raise InvalidFilter(
+                f"segment: no segment {value} in this account.",
+                errors=[{"field": "segment", "code": "not_found", "message": "No such segment."}],
+            )
+        # Segments cannot nest (validated when saved), so no account is passed on.
+        return LeadFilterSet.apply(filters_to_params(segment.filters), qs)
 
     @classmethod
     def allowed_params(cls) -> frozenset[str]:
         return frozenset(cls.base_filters) | LIST_CONTROL_PARAMS
 
     @classmethod
-    def apply(cls, params, queryset: QuerySet, *, extra_allowed: frozenset[str] = frozenset()) -> QuerySet:
-        """Validate every parameter strictly, then filter. Raises UnknownFilter / InvalidFilter."""
+    def apply(
+        cls, params, queryset: QuerySet, *, extra_allowed: frozenset[str] = frozenset(), account=None
+    ) -> QuerySet:
+        """Validate every parameter strictly, then filter. Raises UnknownFilter / InvalidFilter.
+        `account` (the queryset's) lets `segment=<id>` find the account's saved segment."""
         allowed = cls.allowed_params() | extra_allowed
         custom: list[tuple[str, str]] = []
         unknown: list[str] = []
@@ -322,7 +347,7 @@ class LeadFilterSet(FilterSet):
                     {"field": n, "code": "blank", "message": "Give a value or leave the parameter out."} for n in empty
                 ],
             )
-        filterset = cls(params, queryset=queryset)
+        filterset = cls(params, queryset=queryset, account=account)
         if not filterset.is_valid():
             errors = [
                 {"field": field, "code": err.get("code", "invalid"), "message": err["message"]}

@@ -92,3 +92,41 @@ class Lead(AccountScopedModel):
     @property
     def etag(self) -> str:
         return f'"{self.id.hex[:12]}-{self.version}"'
+
+
+NOTE_MAX_LENGTH = 10_000
+
+
+class Note(AccountScopedModel):
+    """A free-text note on a lead (a call summary, a next step). Deleted with its lead."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField(max_length=NOTE_MAX_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["account", "lead", "created_at", "id"], name="note_acct_lead_created_idx")]
+
+    def __str__(self) -> str:
+        return f"Note {self.pk} on {self.lead_id}"
+
+
+class Segment(AccountScopedModel):
+    """A saved filter: `filters` holds the list's filters as JSON (strings, numbers, booleans, lists),
+    validated by LeadFilterSet when saved; `segment=<id>` on the list applies them."""
+
+    name = models.CharField(max_length=200)
+    filters = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="segment_unique_name_per_account")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -41,3 +41,23 @@ def lead_to_dict(lead: Lead) -> dict:
         "updated_at": _iso(lead.updated_at),
         "scored_at": _iso(lead.scored_at),
     }
+
+
+def note_to_dict(note) -> dict:
+    return {
+        "id": note.pk,
+        "lead": str(note.lead_id),
+        "author": note.author_id,
+        "body": note.body,
+        "created_at": _iso(note.created_at),
+    }
+
+
+def segment_to_dict(segment) -> dict:
+    return {
+        "id": segment.pk,
+        "name": segment.name,
+        "filters": segment.filters,
+        "created_at": _iso(segment.created_at),
+        "updated_at": _iso(segment.updated_at),
+    }

@@ -13,7 +13,7 @@ from core.errors import InvalidParameter, NotFound
 from core.keyset import Page, SortKey, paginate, parse_limit, parse_sort
 
 from .filtersets import LeadFilterSet
-from .models import Lead
+from .models import Lead, Note, Segment
 
 # sortable field -> nullable (NULLs sort as if larger than every value)
 LEAD_SORTS: dict[str, bool] = {
@@ -34,7 +34,7 @@ def lead_queryset(*, account: Account) -> QuerySet[Lead]:
 def lead_filter(*, account: Account, params, extra_allowed: frozenset[str] = frozenset()) -> QuerySet[Lead]:
     """The account's leads narrowed by the strict LeadFilterSet (no ordering, no page).
     `extra_allowed` names parameters a caller understands besides the filters (e.g. an export's `format`)."""
-    return LeadFilterSet.apply(params, lead_queryset(account=account), extra_allowed=extra_allowed)
+    return LeadFilterSet.apply(params, lead_queryset(account=account), extra_allowed=extra_allowed, account=account)
 
 
 def lead_sort_keys(raw: str | None) -> tuple[SortKey, ...]:
@@ -89,3 +89,23 @@ def lead_get(*, account: Account, lead_id, for_update: bool = False) -> Lead:
     if lead is None:
         raise NotFound("No such lead.")
     return lead
+
+
+def note_list(*, account: Account, lead_id) -> QuerySet[Note]:
+    """The notes of one of the account's leads, oldest first (NotFound for another account's lead)."""
+    lead = lead_get(account=account, lead_id=lead_id)
+    return Note.objects.for_account(account).filter(lead=lead).order_by("created_at", "id")
+
+
+def segment_list(*, account: Account) -> QuerySet[Segment]:
+    return Segment.objects.for_account(account).order_by("name", "id")
+
+
+def segment_get(*, account: Account, segment_id) -> Segment:
+    """One of the account's segments, or NotFound (also for other accounts' and malformed ids)."""
+    text = str(segment_id)
+    valid = text.isascii() and text.isdigit() and len(text) <= 18
+    segment = segment_list(account=account).filter(pk=int(text)).first() if valid else None
+    if segment is None:
+        raise NotFound("No such segment.")
+    return segment

@@ -10,13 +10,15 @@ from django.db import IntegrityError, transaction
 
 from accounts.actor import Actor
 from accounts.models import Account
-from core.errors import DuplicateLead, PreconditionFailed
+from core.errors import Conflict, DuplicateLead, InvalidFilter, PreconditionFailed, ValidationFailed, field_error
 from scoring.services import leads_apply_scores
 from webhooks.models import EventType
 from webhooks.services import events_record, lead_changes
 
 from .batch import leads_batch_create
-from .models import Lead
+from .exports import filters_to_params
+from .filtersets import LeadFilterSet
+from .models import NOTE_MAX_LENGTH, Lead, Note, Segment
 from .representation import lead_to_dict
 from .rules import (
     SOFT_DUPLICATE_FIELDS,
@@ -26,7 +28,7 @@ from .rules import (
     normalize_lead_data,
     require_identity,
 )
-from .selectors import lead_get
+from .selectors import lead_get, lead_queryset, segment_get
 
 OnDuplicate = Literal["error", "update", "skip"]
 ON_DUPLICATE_CHOICES = ("error", "update", "skip")
@@ -142,3 +144,65 @@ def lead_delete(*, account: Account, actor: Actor | None, lead_id, if_match: str
         snapshot = {"id": str(lead.pk), "email": lead.email, "external_id": lead.external_id}
         lead.delete()
         events_record(account=account, type=EventType.LEAD_DELETED, items=[(snapshot["id"], {"lead": snapshot})])
+
+
+def note_add(*, account: Account, actor: Actor | None, lead_id, body: str) -> Note:
+    """Add a note to one of the account's leads (another account's lead is NotFound)."""
+    text = (body or "").strip() if isinstance(body, str) else ""
+    if not text:
+        raise ValidationFailed("A note needs a body.", errors=[field_error("body", "Required.", "required")])
+    if len(text) > NOTE_MAX_LENGTH:
+        raise ValidationFailed(
+            f"A note holds at most {NOTE_MAX_LENGTH} characters.",
+            errors=[field_error("body", f"At most {NOTE_MAX_LENGTH} characters.", "max_length")],
+        )
+    if "\x00" in text:
+        raise ValidationFailed("Null characters are not allowed.", errors=[field_error("body", "No null characters.")])
+    with transaction.atomic():
+        lead = lead_get(account=account, lead_id=lead_id)
+        return Note.objects.create(account=account, lead=lead, author=actor.user if actor else None, body=text)
+
+
+def _validated_segment_filters(account: Account, filters: Any) -> dict[str, Any]:
+    """A segment's filters must be an object the list accepts: strictly validated now, not when used."""
+    if not isinstance(filters, dict):
+        raise ValidationFailed(
+            "filters must be an object of list filters.", errors=[field_error("filters", "Must be an object.")]
+        )
+    if "segment" in filters:
+        raise InvalidFilter(
+            "A segment cannot refer to another segment.",
+            errors=[{"field": "filters.segment", "code": "invalid", "message": "Segments do not nest."}],
+        )
+    LeadFilterSet.apply(filters_to_params(filters), lead_queryset(account=account))
+    return filters
+
+
+def _save_segment(segment: Segment) -> Segment:
+    try:
+        with transaction.atomic():
+            segment.save()
+    except IntegrityError as exc:
+        raise Conflict(f"A segment named {segment.name!r} exists.") from exc
+    return segment
+
+
+def segment_create(*, account: Account, actor: Actor | None, name: str, filters: dict[str, Any]) -> Segment:
+    """Save a named filter for the account."""
+    segment = Segment(account=account, name=name, filters=_validated_segment_filters(account, filters))
+    return _save_segment(segment)
+
+
+def segment_update(*, account: Account, actor: Actor | None, segment_id, data: dict[str, Any]) -> Segment:
+    """Rename a segment and/or replace its filters."""
+    segment = segment_get(account=account, segment_id=segment_id)
+    if "name" in data:
+        segment.name = data["name"]
+    if "filters" in data:
+        segment.filters = _validated_segment_filters(account, data["filters"])
+    return _save_segment(segment)
+
+
+def segment_delete(*, account: Account, actor: Actor | None, segment_id) -> None:
+    """Delete a segment (its leads are untouched)."""
+    segment_get(account=account, segment_id=segment_id).delete()

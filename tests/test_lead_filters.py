@@ -15,7 +15,7 @@ import pytest
 
 from accounts.models import Role
 from leads.filtersets import LeadFilterSet
-from leads.models import Lead
+from leads.models import Lead, Segment
 
 from .factories import MembershipFactory, UserFactory
 
@@ -216,6 +216,9 @@ FILTER_CASES: list[tuple[str, set[str] | frozenset[str]]] = [
     ("custom_fields.plan=[1]", set()),
     # filters combine with AND
     ("status=new&country=us", {"barbara", "dennis"}),
+    # segment=<id>: the saved filters (status=new, see the test below) and the query's own, all applied
+    ("segment={segment}", {"ada", "barbara", "dennis"}),
+    ("segment={segment}&country=us", {"barbara", "dennis"}),
     ("custom_fields.plan=gold&tag=eng", {"ada"}),
 ]
 
@@ -328,8 +331,9 @@ def test_filter_table_rows_name_only_known_filters():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("query", "expected"), FILTER_CASES, ids=[query for query, _ in FILTER_CASES])
-def test_filter_returns_exactly_the_matching_leads_of_the_account(api, leads, users, query, expected):
-    query = query.format(**{name: user.pk for name, user in users.items()})
+def test_filter_returns_exactly_the_matching_leads_of_the_account(api, account, leads, users, query, expected):
+    segment = Segment.objects.create(account=account, name="new leads", filters={"status": "new"})
+    query = query.format(segment=segment.pk, **{name: user.pk for name, user in users.items()})
     assert list_keys(api, leads, query) == set(expected)
 
 

@@ -2,6 +2,7 @@ from django.urls import re_path
 
 from .batch import LeadBatchView
 from .exports import ExportCreateView, LeadExportView
+from .notes import LeadNoteListView, SegmentDetailView, SegmentListView
 from .views import LeadDetailView, LeadListCreateView
 
 # Paths are served without a trailing slash; one is accepted too, never redirected (§4).
@@ -12,4 +13,7 @@ urlpatterns = [
     re_path(r"^leads/export/?$", LeadExportView.as_view(), name="lead-export"),
     re_path(r"^exports/?$", ExportCreateView.as_view(), name="export-create"),
     re_path(r"^leads/(?P<lead_id>[^/]+)/?$", LeadDetailView.as_view(), name="lead-detail"),
+    re_path(r"^leads/(?P<lead_id>[^/]+)/notes/?$", LeadNoteListView.as_view(), name="lead-notes"),
+    re_path(r"^segments/?$", SegmentListView.as_view(), name="segment-list"),
+    re_path(r"^segments/(?P<segment_id>[^/]+)/?$", SegmentDetailView.as_view(), name="segment-detail"),
 ]
