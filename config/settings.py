@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "scoring",
     "jobs",
     "webhooks",
+    "mcp_server",
+    "django_htmx",
+    "ui",
 ]
 
 MIDDLEWARE = [
@@ -65,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django_ratelimit.middleware.RatelimitMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -82,6 +86,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "ui.context_processors.ui",
             ],
         },
     },
@@ -128,8 +133,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # The people's login page (email + password); the OAuth consent screen sends people here.
 LOGIN_URL = "/login/"
-# No web UI home page yet: after a plain login people land on the apps they authorised.
-LOGIN_REDIRECT_URL = "/oauth/authorized-apps/"
+# After a plain login people land on the web UI's home (the lead list).
+LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
 # --- I18N / time ----------------------------------------------------------------------------
@@ -323,5 +328,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # The MCP SDK logs every stateless request at INFO ("Terminating session: None").
+        "mcp": {"level": "WARNING"},
     },
 }

@@ -20,4 +20,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # /login/, /logout/, /oauth/… and /.well-known/oauth-authorization-server
     path("", include("accounts.urls")),
+    # The web UI (§4.11): /, /leads/…, /settings/…
+    path("", include("ui.urls")),
 ]

@@ -301,7 +301,8 @@ def test_creating_changing_and_deleting_a_rule_rescores_every_lead_of_the_accoun
     assert stored_job.result == {"leads": 12, "changed": 6, "rules": 1}
     scores = {str(pk): values[0] for pk, values in snapshot(account).items()}
     assert scores == {lead["id"]: 40 if lead["id"] in acme_ids else 0 for lead in ours}
-    assert all(values[2] is not None for pk, values in snapshot(account).items() if str(pk) in acme_ids)
+    rescored = {str(pk): values for pk, values in snapshot(account).items() if str(pk) in acme_ids}
+    assert all(scored_at is not None and version == 2 for _, _, scored_at, version in rescored.values())  # new ETags
     assert snapshot(other_account) == theirs_before
 
     changed = after_commit(lambda: api.patch(f"{RULES}/{created['id']}", {"points": -10}, format="json"))

@@ -1,0 +1,316 @@
+"""The web UI (§4.11): server-rendered pages on the same services and selectors as the API.
+
+Each view names its API twin in ui/registry.py; it validates input with the API's input serializer
+and calls the same service, so the rules and the messages are the API's.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.http import HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+from rest_framework.exceptions import ValidationError as DRFValidationError
+
+from accounts import selectors as account_selectors
+from accounts import services as account_services
+from accounts.api.serializers import ApiKeyCreateSerializer
+from accounts.scopes import ADMIN, LEADS_READ
+from core.errors import ApplicationError, DuplicateLead, ValidationFailed
+from core.exceptions import flatten_validation_errors
+from leads import batch, selectors, services
+from leads.api.batch import validate_items
+from leads.api.serializers import LeadBatchUpdateItemSerializer, LeadInputSerializer
+from leads.models import LeadStatus
+
+from .context import SESSION_ACCOUNT_KEY, UiMixin, user_memberships
+from .forms import LEAD_TEXT_FIELDS, SORT_CHOICES, ApiKeyForm, LeadBulkForm, LeadForm
+
+PAGE_SIZES = (25, 50, 100)
+
+
+def _validated(serializer_class, data: dict) -> dict:
+    """The API's input validation: ValidationFailed with the API's `errors` on bad input."""
+    serializer = serializer_class(data=data)
+    try:
+        serializer.is_valid(raise_exception=True)
+    except DRFValidationError as exc:
+        errs = flatten_validation_errors(exc.detail)
+        raise ValidationFailed("Check the highlighted fields.", errors=errs) from None
+    return serializer.validated_data
+
+
+def _safe_next(request, fallback: str) -> str:
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return fallback
+
+
+class HomeView(UiMixin, View):
+    def get(self, request):
+        return redirect("ui:lead-list")
+
+
+class AccountSwitchView(UiMixin, View):
+    """Choose the account the UI acts in; only an account the user is a member of."""
+
+    required_scopes = {"POST": LEADS_READ}
+
+    def post(self, request):
+        raw = request.POST.get("account", "")
+        membership = next((m for m in user_memberships(request.user) if str(m.account_id) == raw), None)
+        if membership is None:
+            messages.error(request, "You are not a member of that account.")
+        else:
+            request.session[SESSION_ACCOUNT_KEY] = membership.account_id
+            messages.success(request, f"Now working in {membership.account.name}.")
+        return redirect("ui:lead-list")
+
+
+# --- Leads ------------------------------------------------------------------------------------
+
+
+class LeadListView(UiMixin, View):
+    """The API's list: the same LeadFilterSet parameters, sort and keyset cursor."""
+
+    def get(self, request):
+        # An empty form field means "no filter" here (the API refuses an empty filter value).
+        params = request.GET.copy()
+        for name in list(params):
+            values = [v for v in params.getlist(name) if v.strip()]
+            if values:
+                params.setlist(name, values)
+            else:
+                del params[name]
+        params.setdefault("limit", str(PAGE_SIZES[0]))
+        page, error = None, None
+        try:
+            page = selectors.lead_list(account=self.account, params=params)
+        except ApplicationError as exc:
+            error = exc
+        next_query = None
+        if page is not None and page.next_cursor:
+            query = params.copy()
+            query["cursor"] = page.next_cursor
+            next_query = query.urlencode()
+        context = {
+            "page": page,
+            "error": error,
+            "params": params,
+            "next_query": next_query,
+            "first_query": _without(params, "cursor"),
+            "current_url": request.get_full_path(),
+            "statuses": LeadStatus.choices,
+            "sorts": SORT_CHOICES,
+            "page_sizes": PAGE_SIZES,
+            "owners": [m.user for m in account_selectors.member_list(account=self.account)],
+        }
+        template = "ui/leads/_results.html" if request.htmx else "ui/leads/list.html"
+        # A page that shows a problem is still a 200, like a re-rendered form: Chromium logs every 4xx
+        # document as a console error, and htmx swaps only 2xx answers.
+        return render(request, template, context)
+
+
+def _without(params, name: str) -> str:
+    query = params.copy()
+    query.pop(name, None)
+    return query.urlencode()
+
+
+class LeadBulkView(UiMixin, View):
+    """Bulk tag / status / delete of the selected leads, through the batch services (207 per item)."""
+
+    def post(self, request):
+        back = _safe_next(request, reverse("ui:lead-list"))
+        form = LeadBulkForm(request.POST)
+        ids = request.POST.getlist("ids")
+        if not form.is_valid() or not ids:
+            messages.error(request, "Select at least one lead and an action.")
+            return HttpResponseRedirect(back)
+        action = form.cleaned_data["action"]
+        if action == "delete":
+            if not form.cleaned_data["confirm"]:
+                leads = selectors.lead_queryset(account=self.account).filter(pk__in=_uuids(ids))
+                return render(request, "ui/leads/bulk_delete_confirm.html", {"leads": leads, "next": back})
+            result = batch.leads_batch_delete(account=self.account, actor=self.actor, ids=ids)
+            self._report(request, result, "Deleted")
+            return HttpResponseRedirect(back)
+        if action == "tag":
+            tag = form.cleaned_data["tag"].strip()
+            if not tag:
+                messages.error(request, "Type the tag to add.")
+                return HttpResponseRedirect(back)
+            raw_items = [{"id": lead_id, "add_tags": [tag]} for lead_id in ids]
+            verb = f"Tagged “{tag}”:"
+        else:
+            status = form.cleaned_data["status"]
+            if not status:
+                messages.error(request, "Choose the status to set.")
+                return HttpResponseRedirect(back)
+            raw_items = [{"id": lead_id, "status": status} for lead_id in ids]
+            verb = f"Set status {status}:"
+        items = validate_items(raw_items, LeadBatchUpdateItemSerializer)
+        result = batch.leads_batch_update(account=self.account, actor=self.actor, items=items)
+        self._report(request, result, verb)
+        return HttpResponseRedirect(back)
+
+    @staticmethod
+    def _report(request, result: batch.BatchResult, verb: str) -> None:
+        done = [r for r in result.results if r.error is None]
+        failed = [r for r in result.results if r.error is not None]
+        if done:
+            messages.success(request, f"{verb} {len(done)} lead{'s' if len(done) != 1 else ''}.")
+        for item in failed:
+            messages.error(request, f"Item {item.index + 1}: {item.error.detail}")
+
+
+def _uuids(ids) -> list[uuid.UUID]:
+    out = []
+    for raw in ids:
+        try:
+            out.append(uuid.UUID(str(raw)))
+        except ValueError:
+            continue
+    return out
+
+
+class LeadDetailView(UiMixin, View):
+    def get(self, request, lead_id):
+        lead = selectors.lead_get(account=self.account, lead_id=lead_id)
+        return render(request, "ui/leads/detail.html", {"lead": lead})
+
+
+class LeadFormMixin:
+    def owners(self):
+        return [m.user for m in account_selectors.member_list(account=self.account)]
+
+    def save(self, form, lead=None):
+        """Validate like the API, call the service; on an error, put its messages on the form."""
+        try:
+            data = _validated(LeadInputSerializer, form.to_data(only_changed=lead is not None))
+            if lead is None:
+                return services.lead_create(account=self.account, actor=self.actor, data=data).lead
+            if not data:
+                return lead
+            return services.lead_update(
+                account=self.account,
+                actor=self.actor,
+                lead_id=lead.pk,
+                data=data,
+                if_match=self.request.POST.get("etag") or None,
+            )
+        except DuplicateLead as exc:
+            self.duplicate_of = exc.extra.get("existing_id")
+            form.add_service_errors(exc.detail, exc.errors)
+        except ApplicationError as exc:
+            form.add_service_errors(exc.detail, exc.errors)
+        return None
+
+
+class LeadCreateView(UiMixin, LeadFormMixin, View):
+    duplicate_of = None
+
+    def get(self, request):
+        form = LeadForm(owners=self.owners(), initial={"status": LeadStatus.choices[0][0]})
+        return render(request, "ui/leads/form.html", {"form": form})
+
+    def post(self, request):
+        form = LeadForm(request.POST, owners=self.owners())
+        if form.is_valid():
+            lead = self.save(form)
+            if lead is not None:
+                messages.success(request, f"Lead {lead.email or lead.pk} created.")
+                return redirect("ui:lead-detail", lead_id=lead.pk)
+        context = {"form": form, "duplicate_of": self.duplicate_of}
+        return render(request, "ui/leads/form.html", context)
+
+
+class LeadEditView(UiMixin, LeadFormMixin, View):
+    duplicate_of = None
+
+    @staticmethod
+    def initial(lead) -> dict:
+        initial = {name: getattr(lead, name) or "" for name, _label, _type in LEAD_TEXT_FIELDS}
+        initial.update(
+            status=lead.status,
+            tags=", ".join(lead.tags or []),
+            owner=str(lead.owner_id) if lead.owner_id else "",
+        )
+        return initial
+
+    def get(self, request, lead_id):
+        lead = selectors.lead_get(account=self.account, lead_id=lead_id)
+        form = LeadForm(owners=self.owners(), initial=self.initial(lead))
+        return render(request, "ui/leads/form.html", {"form": form, "lead": lead})
+
+    def post(self, request, lead_id):
+        lead = selectors.lead_get(account=self.account, lead_id=lead_id)
+        form = LeadForm(request.POST, owners=self.owners(), initial=self.initial(lead))
+        if form.is_valid():
+            updated = self.save(form, lead=lead)
+            if updated is not None:
+                messages.success(request, "Lead saved." if form.has_changed() else "Nothing changed.")
+                return redirect("ui:lead-detail", lead_id=lead.pk)
+        context = {"form": form, "lead": lead, "duplicate_of": self.duplicate_of}
+        return render(request, "ui/leads/form.html", context)
+
+
+class LeadDeleteView(UiMixin, View):
+    """GET asks for confirmation; POST deletes."""
+
+    def get(self, request, lead_id):
+        lead = selectors.lead_get(account=self.account, lead_id=lead_id)
+        return render(request, "ui/leads/delete_confirm.html", {"lead": lead})
+
+    def post(self, request, lead_id):
+        lead = selectors.lead_get(account=self.account, lead_id=lead_id)
+        services.lead_delete(account=self.account, actor=self.actor, lead_id=lead.pk)
+        messages.success(request, f"Lead {lead.email or lead.pk} deleted.")
+        return redirect("ui:lead-list")
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+class ApiKeyListView(UiMixin, View):
+    """List and create; the full key is shown once, on the page that answers the create."""
+
+    required_scopes = {"*": ADMIN}
+
+    def _page(self, request, form):
+        keys = account_selectors.api_key_list(account=self.account)
+        return render(request, "ui/api_keys/list.html", {"keys": keys, "form": form})
+
+    def get(self, request):
+        return self._page(request, ApiKeyForm(initial={"scopes": ["leads:read"]}))
+
+    def post(self, request):
+        form = ApiKeyForm(request.POST)
+        if form.is_valid():
+            try:
+                data = _validated(ApiKeyCreateSerializer, {k: v for k, v in form.cleaned_data.items()})
+                key, raw = account_services.api_key_create(
+                    account=self.account, created_by=self.actor.user, actor=self.actor, **data
+                )
+            except ApplicationError as exc:
+                form.add_service_errors(exc.detail, exc.errors)
+            else:
+                messages.success(request, f"API key “{key.name}” created. Copy it now: it is not shown again.")
+                response = render(request, "ui/api_keys/created.html", {"key": key, "raw_key": raw})
+                response["Cache-Control"] = "no-store"
+                return response
+        return self._page(request, form)
+
+
+class ApiKeyRevokeView(UiMixin, View):
+    required_scopes = {"*": ADMIN}
+
+    def post(self, request, key_id):
+        key = account_services.api_key_revoke(account=self.account, key_id=key_id, actor=self.actor)
+        messages.success(request, f"API key “{key.name}” ({key.prefix}…) revoked.")
+        return redirect("ui:api-key-list")
