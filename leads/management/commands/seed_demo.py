@@ -138,7 +138,8 @@ class Command(BaseCommand):
             self.stdout.write(raw_key)
             return
         self.stdout.write(self.style.SUCCESS(f"Demo account 'demo' ready with {leads} leads."))
-        self.stdout.write("Log in (Django admin):  http://127.0.0.1:8000/admin/  demo@example.com / demo")
+        self.stdout.write("Log in:                 http://127.0.0.1:8000/login/  demo@example.com / demo")
+        self.stdout.write("Django admin:           http://127.0.0.1:8000/admin/")
         self.stdout.write("API docs:               http://127.0.0.1:8000/api/v1/docs/")
         self.stdout.write(f"API key (shown once):   {raw_key}")
         self.stdout.write(f'Try:  curl -H "X-API-Key: {raw_key}" http://127.0.0.1:8000/api/v1/leads?limit=5')
