@@ -62,6 +62,7 @@ from webhooks.services import events_record
 
 from .filtersets import LIST_CONTROL_PARAMS
 from .models import Lead
+from .representation import LEAD_FIELDS
 from .selectors import lead_filter, lead_sort_keys
 
 logger = logging.getLogger("leadbase.exports")
@@ -86,31 +87,8 @@ DEFAULT_FORMAT = "csv"
 EXPORT_PARAMS = frozenset({"format"})
 REFUSED_PARAMS = frozenset({"limit", "cursor", "count"})
 
-# The lead resource's fields, in the order of lead_to_dict: the CSV/XLSX header and the JSON keys.
-EXPORT_COLUMNS: tuple[str, ...] = (
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "job_title",
-    "website",
-    "city",
-    "phone",
-    "country",
-    "source",
-    "status",
-    "score",
-    "score_breakdown",
-    "tags",
-    "owner",
-    "external_id",
-    "custom_fields",
-    "possible_duplicate_of",
-    "created_at",
-    "updated_at",
-    "scored_at",
-)
+# The CSV/XLSX header and the JSON keys: the lead resource's fields, in the API's order.
+EXPORT_COLUMNS: tuple[str, ...] = LEAD_FIELDS
 CHUNK_ROWS = 2000  # rows per database fetch and per written chunk
 PROGRESS_EVERY = 5000  # rows between job progress updates
 TAG_SEPARATOR = "|"

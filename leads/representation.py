@@ -6,6 +6,13 @@ from datetime import UTC
 
 from .models import Lead
 
+# The lead resource's fields (§4.1) in the API's order: output serializer, exports and lead_to_dict.
+LEAD_FIELDS: tuple[str, ...] = (
+    "id", "email", "first_name", "last_name", "company", "job_title", "website", "city", "phone", "country",
+    "source", "status", "score", "score_breakdown", "tags", "owner", "external_id", "custom_fields",
+    "possible_duplicate_of", "created_at", "updated_at", "scored_at",
+)  # fmt: skip
+
 
 def _iso(value):
     if value is None:

@@ -33,25 +33,6 @@ from .selectors import lead_get, lead_queryset, segment_get
 OnDuplicate = Literal["error", "update", "skip"]
 ON_DUPLICATE_CHOICES = ("error", "update", "skip")
 
-# Fields a client may write (§4.1); everything else on Lead is set by the server.
-WRITABLE_FIELDS = (
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "job_title",
-    "website",
-    "city",
-    "phone",
-    "country",
-    "source",
-    "status",
-    "tags",
-    "owner",
-    "external_id",
-    "custom_fields",
-)
-
 
 @dataclass
 class LeadResult:

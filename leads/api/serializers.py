@@ -10,7 +10,7 @@ from core.serializers import StrictInputSerializer
 
 from ..exports import DEFAULT_FORMAT, EXPORT_FORMATS
 from ..models import Lead, LeadStatus
-from ..representation import lead_to_dict  # noqa: F401  (re-exported for the views)
+from ..representation import LEAD_FIELDS, lead_to_dict  # noqa: F401  (lead_to_dict re-exported for the views)
 
 MAX_TAGS = 100
 MAX_CUSTOM_FIELDS = 100
@@ -82,30 +82,7 @@ class LeadOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Lead
-        fields = [
-            "id",
-            "email",
-            "first_name",
-            "last_name",
-            "company",
-            "job_title",
-            "website",
-            "city",
-            "phone",
-            "country",
-            "source",
-            "status",
-            "score",
-            "score_breakdown",
-            "tags",
-            "owner",
-            "external_id",
-            "custom_fields",
-            "possible_duplicate_of",
-            "created_at",
-            "updated_at",
-            "scored_at",
-        ]
+        fields = list(LEAD_FIELDS)
         read_only_fields = fields
 
 
