@@ -15,72 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from leads import sample_data as sample
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/leadbase_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 
-FIRST = [
-    "Ada",
-    "Grace",
-    "Alan",
-    "Edsger",
-    "Barbara",
-    "Donald",
-    "Margaret",
-    "Linus",
-    "Guido",
-    "Radia",
-    "Ken",
-    "Frances",
-    "John",
-    "Sophie",
-    "Tim",
-    "Katherine",
-    "Dennis",
-    "Hedy",
-    "Niklaus",
-    "Shafi",
-    "Maria",
-    "Wei",
-    "Aisha",
-    "Lars",
-    "Yuki",
-    "Carlos",
-    "Priya",
-    "Olu",
-    "Anna",
-    "Mehmet",
-]
-LAST = [
-    "Lovelace",
-    "Hopper",
-    "Turing",
-    "Dijkstra",
-    "Liskov",
-    "Knuth",
-    "Hamilton",
-    "Torvalds",
-    "Rossum",
-    "Perlman",
-    "Thompson",
-    "Allen",
-    "McCarthy",
-    "Wilson",
-    "Johnson",
-    "Ritchie",
-    "Lamarr",
-    "Wirth",
-    "Goldwasser",
-    "Garcia",
-    "Chen",
-    "Khan",
-    "Nilsson",
-    "Tanaka",
-    "Silva",
-    "Patel",
-    "Okafor",
-    "Schmidt",
-]
+# The demo's lists (leads.sample_data), widened so a million generated leads vary more.
+FIRST = [*sample.FIRST, "Maria", "Wei", "Aisha", "Lars", "Yuki", "Carlos", "Priya", "Olu", "Anna", "Mehmet"]
+LAST = [*sample.LAST, "Garcia", "Chen", "Khan", "Nilsson", "Tanaka", "Silva", "Patel", "Okafor", "Schmidt"]
 COMPANIES = [
     f"{a} {b}"
     for a in [
@@ -101,12 +44,12 @@ COMPANIES = [
     ]
     for b in ["Inc", "GmbH", "Ltd", "Labs", "Systems", "Group"]
 ]
-TITLES = ["CTO", "VP Engineering", "Head of Sales", "Developer", "Founder", "Product Manager", "RevOps Lead"]
-COUNTRIES = ["DE", "US", "GB", "FR", "NL", "SE", "ES", "IT", "CA", "AU", "JP", "IN", "BR"]
-SOURCES = ["web_form", "import", "partner:acme", "webinar", "referral", "conference"]
+TITLES = sample.TITLES
+COUNTRIES = [*sample.COUNTRIES, "JP", "IN", "BR"]
+SOURCES = [*sample.SOURCES, "conference"]
 STATUSES = ["new", "contacted", "qualified", "unqualified", "converted", "lost"]
-TAGS = ["enterprise", "smb", "hot", "newsletter", "conference", "trial", "churn-risk", "partner", "inbound"]
-CITIES = ["Berlin", "New York", "London", "Paris", "Amsterdam", "Stockholm", "Madrid", "Rome", "Toronto", "Tokyo"]
+TAGS = [*sample.TAGS, "partner", "inbound"]
+CITIES = [*sample.CITIES, "Tokyo"]
 
 
 def lead_payload(rng: random.Random, n: int, run: str) -> dict:

@@ -10,72 +10,8 @@ from accounts.models import Account, Membership, Role, User
 from accounts.scopes import ALL_SCOPES
 from accounts.services import account_create, api_key_create
 from leads.models import LeadStatus
+from leads.sample_data import CITIES, COMPANIES, COUNTRIES, FIRST, LAST, SOURCES, TAGS, TITLES
 from leads.services import lead_create
-
-FIRST = [
-    "Ada",
-    "Grace",
-    "Alan",
-    "Edsger",
-    "Barbara",
-    "Donald",
-    "Margaret",
-    "Linus",
-    "Guido",
-    "Radia",
-    "Ken",
-    "Frances",
-    "John",
-    "Sophie",
-    "Tim",
-    "Katherine",
-    "Dennis",
-    "Hedy",
-    "Niklaus",
-    "Shafi",
-]
-LAST = [
-    "Lovelace",
-    "Hopper",
-    "Turing",
-    "Dijkstra",
-    "Liskov",
-    "Knuth",
-    "Hamilton",
-    "Torvalds",
-    "Rossum",
-    "Perlman",
-    "Thompson",
-    "Allen",
-    "McCarthy",
-    "Wilson",
-    "Berners-Lee",
-    "Johnson",
-    "Ritchie",
-    "Lamarr",
-    "Wirth",
-    "Goldwasser",
-]
-COMPANIES = [
-    "Acme",
-    "Globex",
-    "Initech",
-    "Umbrella",
-    "Hooli",
-    "Stark Industries",
-    "Wayne Enterprises",
-    "Soylent",
-    "Tyrell",
-    "Cyberdyne",
-    "Wonka",
-    "Vandelay",
-]
-TITLES = ["CTO", "VP Engineering", "Head of Sales", "Developer", "Founder", "Product Manager", "RevOps Lead"]
-COUNTRIES = ["DE", "US", "GB", "FR", "NL", "SE", "ES", "IT", "CA", "AU"]
-SOURCES = ["web_form", "import", "partner:acme", "webinar", "referral"]
-TAGS = ["enterprise", "smb", "hot", "newsletter", "conference", "trial", "churn-risk"]
-CITIES = ["Berlin", "New York", "London", "Paris", "Amsterdam", "Stockholm", "Madrid", "Rome", "Toronto"]
-
 
 DEMO_PASSWORD = "demo"  # noqa: S105  the documented demo login (§4.14), embedded mode only
 
