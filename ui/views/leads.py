@@ -1,8 +1,5 @@
-"""The web UI (§4.11): server-rendered pages on the same services and selectors as the API.
-
-Each view names its API twin in ui/registry.py; it validates input with the API's input serializer
-and calls the same service, so the rules and the messages are the API's.
-"""
+"""Lead pages: list (filters, sort, search, cursor), bulk actions, detail, create, edit, delete;
+and the home redirect and account switcher."""
 
 from __future__ import annotations
 
@@ -12,43 +9,22 @@ from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
-from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from accounts import selectors as account_selectors
-from accounts import services as account_services
-from accounts.api.serializers import ApiKeyCreateSerializer
-from accounts.scopes import ADMIN, LEADS_READ
-from core.errors import ApplicationError, DuplicateLead, ValidationFailed
-from core.exceptions import flatten_validation_errors
+from accounts.scopes import LEADS_READ
+from core.errors import ApplicationError, DuplicateLead
 from leads import batch, selectors, services
 from leads.api.batch import validate_items
 from leads.api.serializers import LeadBatchUpdateItemSerializer, LeadInputSerializer
 from leads.models import LeadStatus
 
-from .context import SESSION_ACCOUNT_KEY, UiMixin, user_memberships
-from .forms import LEAD_TEXT_FIELDS, SORT_CHOICES, ApiKeyForm, LeadBulkForm, LeadForm
+from ..context import SESSION_ACCOUNT_KEY, UiMixin, user_memberships
+from ..forms import LEAD_TEXT_FIELDS, SORT_CHOICES, LeadBulkForm, LeadForm
+from .common import safe_next
+from .common import validated
 
 PAGE_SIZES = (25, 50, 100)
-
-
-def _validated(serializer_class, data: dict) -> dict:
-    """The API's input validation: ValidationFailed with the API's `errors` on bad input."""
-    serializer = serializer_class(data=data)
-    try:
-        serializer.is_valid(raise_exception=True)
-    except DRFValidationError as exc:
-        errs = flatten_validation_errors(exc.detail)
-        raise ValidationFailed("Check the highlighted fields.", errors=errs) from None
-    return serializer.validated_data
-
-
-def _safe_next(request, fallback: str) -> str:
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return target
-    return fallback
 
 
 class HomeView(UiMixin, View):
@@ -126,7 +102,7 @@ class LeadBulkView(UiMixin, View):
     """Bulk tag / status / delete of the selected leads, through the batch services (207 per item)."""
 
     def post(self, request):
-        back = _safe_next(request, reverse("ui:lead-list"))
+        back = safe_next(request, reverse("ui:lead-list"))
         form = LeadBulkForm(request.POST)
         ids = request.POST.getlist("ids")
         if not form.is_valid() or not ids:
@@ -192,7 +168,7 @@ class LeadFormMixin:
     def save(self, form, lead=None):
         """Validate like the API, call the service; on an error, put its messages on the form."""
         try:
-            data = _validated(LeadInputSerializer, form.to_data(only_changed=lead is not None))
+            data = validated(LeadInputSerializer, form.to_data(only_changed=lead is not None))
             if lead is None:
                 return services.lead_create(account=self.account, actor=self.actor, data=data).lead
             if not data:
@@ -272,45 +248,3 @@ class LeadDeleteView(UiMixin, View):
         services.lead_delete(account=self.account, actor=self.actor, lead_id=lead.pk)
         messages.success(request, f"Lead {lead.email or lead.pk} deleted.")
         return redirect("ui:lead-list")
-
-
-# --- API keys ---------------------------------------------------------------------------------
-
-
-class ApiKeyListView(UiMixin, View):
-    """List and create; the full key is shown once, on the page that answers the create."""
-
-    required_scopes = {"*": ADMIN}
-
-    def _page(self, request, form):
-        keys = account_selectors.api_key_list(account=self.account)
-        return render(request, "ui/api_keys/list.html", {"keys": keys, "form": form})
-
-    def get(self, request):
-        return self._page(request, ApiKeyForm(initial={"scopes": ["leads:read"]}))
-
-    def post(self, request):
-        form = ApiKeyForm(request.POST)
-        if form.is_valid():
-            try:
-                data = _validated(ApiKeyCreateSerializer, {k: v for k, v in form.cleaned_data.items()})
-                key, raw = account_services.api_key_create(
-                    account=self.account, created_by=self.actor.user, actor=self.actor, **data
-                )
-            except ApplicationError as exc:
-                form.add_service_errors(exc.detail, exc.errors)
-            else:
-                messages.success(request, f"API key “{key.name}” created. Copy it now: it is not shown again.")
-                response = render(request, "ui/api_keys/created.html", {"key": key, "raw_key": raw})
-                response["Cache-Control"] = "no-store"
-                return response
-        return self._page(request, form)
-
-
-class ApiKeyRevokeView(UiMixin, View):
-    required_scopes = {"*": ADMIN}
-
-    def post(self, request, key_id):
-        key = account_services.api_key_revoke(account=self.account, key_id=key_id, actor=self.actor)
-        messages.success(request, f"API key “{key.name}” ({key.prefix}…) revoked.")
-        return redirect("ui:api-key-list")
