@@ -21,8 +21,7 @@ from leads.models import LeadStatus
 
 from ..context import SESSION_ACCOUNT_KEY, UiMixin, user_memberships
 from ..forms import LEAD_TEXT_FIELDS, SORT_CHOICES, LeadBulkForm, LeadForm
-from .common import safe_next
-from .common import validated
+from .common import safe_next, validated
 
 PAGE_SIZES = (25, 50, 100)
 
