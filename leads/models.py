@@ -130,3 +130,36 @@ class Segment(AccountScopedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SuppressionReason(models.TextChoices):
+    ERASED = "erased", "Erased (right to erasure)"
+    REQUESTED = "requested", "Requested (the person asked not to be added)"
+    OTHER = "other", "Other"
+
+
+class Suppression(AccountScopedModel):
+    """An email the account must not add again: erased leads (§4.12) and emails suppressed by hand.
+
+    Only a keyed hash of the normalized email is stored (HMAC-SHA256, see leads/suppression.py and
+    docs/privacy.md), never the email, so the list itself holds no personal data an attacker with the
+    database could read back or recover with a dictionary of common addresses. Every create path and
+    every email change checks it; an admin lifts an entry by deleting it."""
+
+    email_hash = models.CharField(max_length=64, help_text="Hex HMAC-SHA256 of the account and normalized email.")
+    reason = models.CharField(max_length=20, choices=SuppressionReason.choices, default=SuppressionReason.REQUESTED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Also the index of the set-based check every create runs (account, email_hash IN (...)).
+            models.UniqueConstraint(fields=["account", "email_hash"], name="suppression_unique_hash_per_account"),
+        ]
+        indexes = [models.Index(fields=["account", "created_at", "id"], name="suppression_acct_created_idx")]
+
+    def __str__(self) -> str:
+        return f"Suppression {self.email_hash[:12]}… ({self.reason})"
