@@ -303,6 +303,9 @@ LEADBASE_LIST_MAX_LIMIT = 500
 # CSV downloads on PostgreSQL are written by COPY ... TO STDOUT (~10x the Python writer); false
 # uses the Python writer everywhere (e.g. behind a pooler that does not pass COPY through).
 LEADBASE_EXPORT_CSV_COPY = env_bool("LEADBASE_EXPORT_CSV_COPY", True)
+# CSV import in the web UI: the largest upload (bytes) and the most data rows one file may hold.
+LEADBASE_IMPORT_MAX_BYTES = env_int("LEADBASE_IMPORT_MAX_BYTES", 5 * 1024 * 1024)
+LEADBASE_IMPORT_MAX_ROWS = env_int("LEADBASE_IMPORT_MAX_ROWS", 10_000)
 # Events and webhooks (§4.10).
 LEADBASE_EVENT_RETENTION_DAYS = max(30, env_int("LEADBASE_EVENT_RETENTION_DAYS", 30))
 LEADBASE_WEBHOOKS_ALLOW_PRIVATE = env_bool("LEADBASE_WEBHOOKS_ALLOW_PRIVATE", False)
