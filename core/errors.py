@@ -44,6 +44,11 @@ ERROR_CODES: dict[str, tuple[int, str, str]] = {
         "Duplicate in batch",
         "An earlier item of the same batch has this email or external_id.",
     ),
+    "suppressed": (
+        409,
+        "Suppressed email",
+        "The email is on the account's suppression list (erased, or suppressed by an admin); an admin can lift it.",
+    ),
     "idempotency_key_in_progress": (
         409,
         "Request in progress",
@@ -138,6 +143,10 @@ class DuplicateLead(ApplicationError):
 
 class Conflict(ApplicationError):
     code = "conflict"
+
+
+class Suppressed(ApplicationError):
+    code = "suppressed"
 
 
 class PreconditionFailed(ApplicationError):
