@@ -163,6 +163,12 @@ if not PRODUCTION:
 
     warnings.filterwarnings("ignore", message="No directory at")
 
+# --- Request size ---------------------------------------------------------------------------
+# Largest request body Django reads (API JSON and UI forms; file uploads have their own caps). A
+# bigger body is refused before it is parsed: 413 `payload_too_large` under /api/. 5 MiB holds a
+# batch of 500 leads at ~10 KB each, far more than real leads carry (docs/security.md).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LEADBASE_MAX_BODY_BYTES", 5 * 1024 * 1024)
+
 # --- Security (production) ------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True

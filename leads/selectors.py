@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from dataclasses import dataclass
 
@@ -9,8 +10,9 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts.models import Account
-from core.errors import InvalidParameter, NotFound
-from core.keyset import Page, SortKey, paginate, parse_limit, parse_sort
+from core.errors import InvalidCursor, InvalidParameter, NotFound
+from core.keyset import Page, RowCompare, SortKey, decode_cursor, encode_cursor, paginate, parse_limit, parse_sort
+from webhooks.models import Event
 
 from .filtersets import LeadFilterSet
 from .models import Lead, Note, Segment
@@ -109,3 +111,93 @@ def segment_get(*, account: Account, segment_id) -> Segment:
     if segment is None:
         raise NotFound("No such segment.")
     return segment
+
+
+# --- activity (the lead's timeline) ------------------------------------------------------------
+
+# The event types a lead's timeline shows; lead.deleted never shows (a deleted lead has no page).
+ACTIVITY_EVENT_TYPES = ("lead.created", "lead.updated", "lead.scored")
+ACTIVITY_NOTE = "note.added"
+# Both sources sort newest first by (created_at, source rank, id); the rank breaks a tie between an
+# event and a note written in the same microsecond, so the merged order is total and a cursor exact.
+_ACTIVITY_RANK = {"event": 0, "note": 1}
+_ACTIVITY_KEYS = (SortKey("created_at", True), SortKey("rank", True), SortKey("id", True))
+
+
+@dataclass(frozen=True)
+class ActivityItem:
+    """One entry of a lead's timeline: an event (`event` set) or a note (`note` set)."""
+
+    type: str
+    created_at: datetime.datetime
+    event: Event | None = None
+    note: Note | None = None
+
+    @property
+    def changes(self) -> dict | None:
+        return self.event.data.get("changes") if self.event is not None and self.type == "lead.updated" else None
+
+    @property
+    def score(self) -> dict | None:
+        if self.event is None or self.type != "lead.scored":
+            return None
+        data = self.event.data
+        return {
+            "previous": data.get("previous_score"),
+            "current": data.get("score"),
+            "breakdown": data.get("score_breakdown") or [],
+        }
+
+    def _position(self) -> list:
+        source = "event" if self.event is not None else "note"
+        return [self.created_at, _ACTIVITY_RANK[source], (self.event or self.note).pk]
+
+
+def _activity_after(qs: QuerySet, source: str, position: list | None) -> QuerySet:
+    """Rows of one source strictly after `position` in the merged newest-first order. The rank is a
+    constant per source, so the condition reduces to a filter the source's (…, created_at, id) index
+    answers: a row comparison when the cursor row came from this source, else a bound on created_at."""
+    if position is None:
+        return qs
+    created_at, rank, pk = position
+    own = _ACTIVITY_RANK[source]
+    if own == rank:
+        return qs.filter(RowCompare(["created_at", "id"], [created_at, pk], "<"))
+    return qs.filter(created_at__lte=created_at) if own < rank else qs.filter(created_at__lt=created_at)
+
+
+def lead_activity(*, account: Account, lead_id, cursor: str | None = None, limit: int | None = None) -> Page:
+    """The lead's timeline, newest first: its events (lead.created, lead.updated with the changed
+    fields before and after, lead.scored) merged with its notes, keyset-paginated with a signed cursor.
+
+    Three queries whatever the page size: the lead (NotFound for another account's lead), then at most
+    `limit + 1` rows of each source after the cursor, each read from its composite index
+    (event_acct_lead_created_idx, note_acct_lead_created_idx), merged here."""
+    if limit is None:
+        limit = settings.LEADBASE_LIST_DEFAULT_LIMIT
+    lead = lead_get(account=account, lead_id=lead_id)
+    scope = f"activity:{account.pk}:{lead.pk}"
+    position = decode_cursor(cursor, scope=scope, keys=_ACTIVITY_KEYS) if cursor else None
+    if position is not None and not (
+        isinstance(position[0], datetime.datetime)
+        and position[1] in _ACTIVITY_RANK.values()
+        and isinstance(position[2], int)
+    ):
+        raise InvalidCursor("The cursor is malformed.")
+    events = _activity_after(
+        Event.objects.for_account(account).filter(lead_id=lead.pk, type__in=ACTIVITY_EVENT_TYPES), "event", position
+    ).order_by("-created_at", "-id")[: limit + 1]
+    notes = (
+        _activity_after(Note.objects.for_account(account).filter(lead=lead), "note", position)
+        .select_related("author")
+        .order_by("-created_at", "-id")[: limit + 1]
+    )
+    items = [ActivityItem(type=e.type, created_at=e.created_at, event=e) for e in events]
+    items += [ActivityItem(type=ACTIVITY_NOTE, created_at=n.created_at, note=n) for n in notes]
+    items.sort(key=ActivityItem._position, reverse=True)
+    has_more = len(items) > limit
+    items = items[:limit]
+    next_cursor = (
+        encode_cursor(scope=scope, keys=_ACTIVITY_KEYS, row_values=items[-1]._position()) if has_more else None
+    )
+    return Page(items=items, next_cursor=next_cursor, has_more=has_more)

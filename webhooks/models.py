@@ -35,6 +35,8 @@ class Event(AccountScopedModel):
             models.Index(fields=["account", "id"], name="event_acct_id_idx"),
             models.Index(fields=["account", "type", "id"], name="event_acct_type_idx"),
             models.Index(fields=["created_at"], name="event_created_idx"),
+            # A lead's timeline (GET /leads/{id}/activity), newest first, keyset on (created_at, id).
+            models.Index(fields=["account", "lead_id", "created_at", "id"], name="event_acct_lead_created_idx"),
         ]
 
     def __str__(self) -> str:
