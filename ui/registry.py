@@ -15,4 +15,16 @@ UI_API_TWINS: dict[str, tuple[str, ...]] = {
     "ui:lead-delete": ("leads_destroy",),
     "ui:api-key-list": ("api_keys_list", "api_keys_create"),
     "ui:api-key-revoke": ("api_keys_revoke",),
+    "ui:import-upload": ("leads_batch_create",),  # the upload is checked here; rows go in at the mapping step
+    "ui:import-map": ("leads_batch_create",),  # every row through leads_batch_create, 500 per call
+    "ui:import-report": ("leads_batch_create",),  # the 207 results of those calls, row by row
+    "ui:export-create": ("exports_create",),
+    "ui:job-detail": ("jobs_retrieve",),
+    "ui:job-progress": ("jobs_retrieve",),
+    "ui:job-download": ("jobs_download",),
+    "ui:scoring-rule-list": ("scoring_rules_list", "scoring_rules_create", "jobs_retrieve"),
+    "ui:scoring-rule-preview": ("scoring_rules_preview",),
+    "ui:scoring-rule-edit": ("scoring_rules_retrieve", "scoring_rules_update"),
+    "ui:scoring-rule-toggle": ("scoring_rules_update",),
+    "ui:scoring-rule-delete": ("scoring_rules_retrieve", "scoring_rules_destroy"),
 }

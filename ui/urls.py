@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import api_keys, leads
+from .views import api_keys, exports, imports, leads, scoring
 
 app_name = "ui"
 
@@ -18,5 +18,25 @@ urlpatterns = [
     path("settings/api-keys/", api_keys.ApiKeyListView.as_view(), name="api-key-list"),
     path("settings/api-keys/<int:key_id>/revoke/", api_keys.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
     # -- imports, exports, scoring rules (ui/views/imports.py, exports.py, scoring.py) --
+    path("leads/import/", imports.ImportUploadView.as_view(), name="import-upload"),
+    path("leads/import/<uuid:import_id>/", imports.ImportMapView.as_view(), name="import-map"),
+    path("leads/import/<uuid:import_id>/report/", imports.ImportReportView.as_view(), name="import-report"),
+    path("exports/new/", exports.ExportView.as_view(), name="export-create"),
+    path("jobs/<uuid:job_id>/", exports.JobDetailView.as_view(), name="job-detail"),
+    path("jobs/<uuid:job_id>/progress/", exports.JobProgressView.as_view(), name="job-progress"),
+    path("jobs/<uuid:job_id>/download/", exports.JobDownloadView.as_view(), name="job-download"),
+    path("settings/scoring-rules/", scoring.ScoringRuleListView.as_view(), name="scoring-rule-list"),
+    path("settings/scoring-rules/preview/", scoring.ScoringRulePreviewView.as_view(), name="scoring-rule-preview"),
+    path("settings/scoring-rules/<int:rule_id>/edit/", scoring.ScoringRuleEditView.as_view(), name="scoring-rule-edit"),
+    path(
+        "settings/scoring-rules/<int:rule_id>/toggle/",
+        scoring.ScoringRuleToggleView.as_view(),
+        name="scoring-rule-toggle",
+    ),
+    path(
+        "settings/scoring-rules/<int:rule_id>/delete/",
+        scoring.ScoringRuleDeleteView.as_view(),
+        name="scoring-rule-delete",
+    ),
     # -- webhooks, OAuth apps, members, plan & usage (ui/views/webhooks.py, oauth_apps.py, members.py, account.py) --
 ]
