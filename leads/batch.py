@@ -27,6 +27,7 @@ from core.errors import (
     DuplicateLead,
     NotFound,
     PlanLimitReached,
+    Suppressed,
 )
 from scoring.services import leads_apply_scores
 from webhooks.models import EventType
@@ -47,6 +48,7 @@ from .rules import (
     require_identity,
 )
 from .selectors import lead_queryset
+from .suppression import suppressed_emails
 
 MAX_BATCH_ITEMS = 500
 
@@ -107,7 +109,7 @@ def _lock_for_cap(account: Account) -> None:
     list(Account.objects.select_for_update(no_key=no_key).filter(pk=account.pk).values_list("pk", flat=True))
 
 
-def _lock_identities(account: Account, values) -> None:
+def lock_identities(account: Account, values) -> None:
     """PostgreSQL: take a transaction-scoped advisory lock per identity (email / external_id) in one
     sorted order, before touching any lead row. Concurrent batches with overlapping identities then
     queue behind each other instead of deadlocking (one holding rows the other's insert waits on,
@@ -170,7 +172,8 @@ def leads_batch_create(
     with transaction.atomic():
         if candidates:
             _lock_for_cap(account)
-            _lock_identities(account, candidates.values())
+            lock_identities(account, candidates.values())
+            _refuse_suppressed(account, candidates, results)
         by_email, by_ext = lookup_identities(account, list(candidates.values()), lock=on_duplicate == "update")
         matched: dict[int, Lead] = {}
         new: list[int] = []
@@ -225,6 +228,20 @@ def leads_batch_create(
         if dry_run:
             transaction.set_rollback(True)
     return BatchResult(results=[r for r in results if r is not None])
+
+
+SUPPRESSED_DETAIL = "This email is on the account's suppression list; an admin can lift it."
+
+
+def _refuse_suppressed(account: Account, candidates: dict[int, dict[str, Any]], results: list) -> None:
+    """Fail the items whose email the account suppressed (§4.12), whatever `on_duplicate` says: one
+    query for the whole batch. Runs after `lock_identities`, so an erase of the same email that is
+    still in flight (it holds the same lock) has committed, suppression included, before we look."""
+    emails = {v["email"] for v in candidates.values() if v.get("email")}
+    suppressed = suppressed_emails(account=account, emails=emails) if emails else set()
+    for index in [i for i, v in candidates.items() if v.get("email") in suppressed]:
+        results[index] = _fail(index, Suppressed(SUPPRESSED_DETAIL))
+        del candidates[index]
 
 
 def _score_and_announce(account: Account, results: list) -> None:
@@ -378,6 +395,8 @@ def leads_batch_update(
         wanted[index] = item
 
     with transaction.atomic():
+        # New emails are locked before any lead row, in the order creates and erasures lock them.
+        lock_identities(account, [{"email": _email_of(item)} for item in wanted.values() if _email_of(item)])
         leads = {lead.pk: lead for lead in lead_queryset(account=account).select_for_update().filter(pk__in=seen_ids)}
         changed_leads: dict[int, Lead] = {}
         fields: set[str] = set()
@@ -413,6 +432,7 @@ def leads_batch_update(
                 continue
             touched[index] = values
         _check_identity_changes(account, leads, wanted, touched, results)
+        _refuse_suppressed_changes(account, leads, wanted, touched, results)
         soft = SoftDuplicateIndex(
             account,
             [
@@ -444,6 +464,25 @@ def leads_batch_update(
         if dry_run:
             transaction.set_rollback(True)
     return BatchResult(results=[r for r in results if r is not None])
+
+
+def _email_of(item: dict[str, Any]) -> str | None:
+    value = item.get("email")
+    return norm.normalize_email(value) if isinstance(value, str) else None
+
+
+def _refuse_suppressed_changes(account, leads, wanted, touched, results) -> None:
+    """An update may not give a lead a suppressed email (one query for the batch); keeping the
+    email it has is fine, even if that email was suppressed after the lead was created."""
+    new_email = {
+        i: v["email"]
+        for i, v in touched.items()
+        if results[i] is None and v.get("email") and v["email"] != leads[wanted[i]["id"]].email
+    }
+    suppressed = suppressed_emails(account=account, emails=set(new_email.values())) if new_email else set()
+    for index, email in new_email.items():
+        if email in suppressed:
+            results[index] = _fail(index, Suppressed(SUPPRESSED_DETAIL))
 
 
 def _check_identity_changes(account, leads, wanted, touched, results) -> None:

@@ -3,22 +3,40 @@ the API, the UI, batch, CSV import, MCP and the management commands."""
 
 from __future__ import annotations
 
+import datetime
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from django.db import IntegrityError, transaction
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.models import Account
-from core.errors import Conflict, DuplicateLead, InvalidFilter, PreconditionFailed, ValidationFailed, field_error
+from accounts.services import audit_log
+from core.errors import (
+    Conflict,
+    DuplicateLead,
+    InvalidFilter,
+    PreconditionFailed,
+    Suppressed,
+    ValidationFailed,
+    field_error,
+)
+from core.models import IdempotencyKey
 from scoring.services import leads_apply_scores
 from webhooks.models import EventType
-from webhooks.services import events_record, lead_changes
+from webhooks.services import events_erase_lead, events_record, lead_changes
 
-from .batch import leads_batch_create
+from . import normalization as norm
+from .batch import SUPPRESSED_DETAIL, leads_batch_create, lock_identities
 from .exports import filters_to_params
 from .filtersets import LeadFilterSet
-from .models import NOTE_MAX_LENGTH, Lead, Note, Segment
+from .models import NOTE_MAX_LENGTH, Lead, Note, Segment, Suppression, SuppressionReason
 from .representation import lead_to_dict
 from .rules import (
     SOFT_DUPLICATE_FIELDS,
@@ -29,6 +47,7 @@ from .rules import (
     require_identity,
 )
 from .selectors import lead_get, lead_queryset, segment_get
+from .suppression import email_hash, suppressed_emails, suppression_find, suppression_get
 
 OnDuplicate = Literal["error", "update", "skip"]
 ON_DUPLICATE_CHOICES = ("error", "update", "skip")
@@ -70,14 +89,20 @@ def lead_update(
     merge: bool = False,
 ) -> Lead:
     """Partially update a lead. `if_match` (an ETag) must match or PreconditionFailed (412).
-    With `merge` (on_duplicate=update) tags are added and custom fields merged, not replaced."""
+    With `merge` (on_duplicate=update) tags are added and custom fields merged, not replaced.
+    A new email must not be on the suppression list (409 suppressed)."""
+    new_email = norm.normalize_email(data["email"]) if isinstance(data.get("email"), str) else None
     with transaction.atomic():
+        # The new email is locked before the lead row, in the order creates and erasures lock them.
+        lock_identities(account, [{"email": new_email}] if new_email else [])
         lead = lead_get(account=account, lead_id=lead_id, for_update=True)
         check_if_match(lead, if_match)
         values = normalize_lead_data(account=account, data=data, country_hint=lead.country)
         changed = apply_changes(lead, values, merge=merge)
         if not changed:
             return lead
+        if "email" in changed and lead.email and suppressed_emails(account=account, emails=[lead.email]):
+            raise Suppressed(SUPPRESSED_DETAIL)
         require_identity({"email": lead.email, "phone": lead.phone, "external_id": lead.external_id})
         if SOFT_DUPLICATE_FIELDS & changed.keys():
             current = {f: getattr(lead, f) for f in SOFT_DUPLICATE_FIELDS}
@@ -187,3 +212,144 @@ def segment_update(*, account: Account, actor: Actor | None, segment_id, data: d
 def segment_delete(*, account: Account, actor: Actor | None, segment_id) -> None:
     """Delete a segment (its leads are untouched)."""
     segment_get(account=account, segment_id=segment_id).delete()
+
+
+# --- privacy: erasure and the suppression list (§4.12, docs/privacy.md) ----------------------------
+
+
+@dataclass
+class EraseResult:
+    lead_id: uuid.UUID
+    erased_at: datetime.datetime
+    suppression: Suppression | None  # None when the lead had no email (nothing to suppress)
+    events_erased: int
+    notes_deleted: int
+
+
+def lead_erase(*, account: Account, actor: Actor | None, lead_id) -> EraseResult:
+    """Erase a lead for good (the right to erasure, §4.12), in one transaction.
+
+    Deletes the lead and its notes; nulls the personal data in every stored event of the lead (so
+    the change feed, pending deliveries and redeliveries no longer carry it) and clears the receivers'
+    response snippets of those deliveries; forgets stored Idempotency-Key responses that held the lead
+    and the lead's name in Django admin's history; suppresses the email (a keyed hash) so no create
+    adds the person again; writes a `lead.deleted` event marked `"erased": true` without personal
+    data (receivers must delete their copy); and writes an audit entry holding only the lead id and
+    the hash. Another account's lead is NotFound; erasing again is NotFound (the lead is gone).
+    """
+    with transaction.atomic():
+        seen = lead_get(account=account, lead_id=lead_id)
+        # A create of this email waits on the same lock, then finds the suppression committed.
+        lock_identities(account, [{"email": seen.email}] if seen.email else [])
+        lead = lead_get(account=account, lead_id=lead_id, for_update=True)
+        if lead.email and lead.email != seen.email:  # changed between the two reads
+            lock_identities(account, [{"email": lead.email}])
+        pk, email = lead.pk, lead.email
+        notes_deleted = Note.objects.for_account(account).filter(lead_id=pk).count()
+        lead.delete()  # notes cascade; other leads' possible_duplicate_of is set to null
+        events_erased = events_erase_lead(account=account, lead_id=pk)
+        _forget_stored_responses(account, pk)
+        LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Lead), object_id=str(pk)).update(
+            object_repr="[erased]"
+        )
+        suppression = None
+        if email:
+            suppression = suppression_find(account=account, email=email) or _suppress(
+                account, actor, email, SuppressionReason.ERASED
+            )
+        events_record(
+            account=account,
+            type=EventType.LEAD_DELETED,
+            items=[(pk, {"lead": {"id": str(pk), "email": None, "external_id": None}, "erased": True})],
+        )
+        audit_log(
+            account=account,
+            action="lead.erased",
+            actor=actor,
+            object_type="lead",
+            object_id=str(pk),
+            data={
+                "email_hash": suppression.email_hash if suppression else None,
+                "suppression_id": suppression.pk if suppression else None,
+                "events_erased": events_erased,
+                "notes_deleted": notes_deleted,
+            },
+        )
+    return EraseResult(
+        lead_id=pk,
+        erased_at=timezone.now(),
+        suppression=suppression,
+        events_erased=events_erased,
+        notes_deleted=notes_deleted,
+    )
+
+
+def _forget_stored_responses(account: Account, lead_id: uuid.UUID) -> int:
+    """Delete the account's stored Idempotency-Key responses that hold this lead (a create's body is
+    the lead itself), so a replay cannot hand its personal data out again; a retry with such a key
+    runs afresh under today's rules (and meets the suppression). The bodies are searched in the
+    database for the lead id: at most 24 hours of one account's keys, never loaded into Python."""
+    needle = str(lead_id).encode()
+    keys = IdempotencyKey.objects.for_account(account).filter(response_body__isnull=False)
+    if connection.vendor == "postgresql":
+        found = RawSQL("position(%s::bytea in response_body) > 0", [needle], output_field=BooleanField())
+    else:
+        found = RawSQL("instr(response_body, %s) > 0", [needle], output_field=BooleanField())
+    deleted, _ = keys.filter(found).delete()
+    return deleted
+
+
+def _suppress(account: Account, actor: Actor | None, email: str, reason: str) -> Suppression:
+    hashed = email_hash(account=account, email=email)
+    try:
+        with transaction.atomic():
+            return Suppression.objects.create(
+                account=account, email_hash=hashed, reason=reason, created_by=actor.user if actor else None
+            )
+    except IntegrityError:  # suppressed concurrently (SQLite has no identity lock): the same outcome
+        return Suppression.objects.for_account(account).get(email_hash=hashed)
+
+
+def suppression_create(
+    *, account: Account, actor: Actor | None, email: str, reason: str = SuppressionReason.REQUESTED
+) -> tuple[Suppression, bool]:
+    """Suppress an email that may not be a lead (yet): later creates of it are 409 suppressed.
+    Idempotent: an email already suppressed returns its entry and False. A lead that has this
+    email now is left alone (erase it to delete it). Audited with the hash, never the email."""
+    normalized = norm.normalize_email(email) if isinstance(email, str) else None
+    if not normalized:
+        raise ValidationFailed("An email is required.", errors=[field_error("email", "Required.", "required")])
+    if reason not in SuppressionReason.values:
+        raise ValidationFailed(
+            "Unknown reason.", errors=[field_error("reason", f"Use one of {', '.join(SuppressionReason.values)}.")]
+        )
+    with transaction.atomic():
+        lock_identities(account, [{"email": normalized}])
+        existing = suppression_find(account=account, email=normalized)
+        if existing is not None:
+            return existing, False
+        entry = _suppress(account, actor, normalized, reason)
+        audit_log(
+            account=account,
+            action="suppression.created",
+            actor=actor,
+            object_type="suppression",
+            object_id=str(entry.pk),
+            data={"email_hash": entry.email_hash, "reason": entry.reason},
+        )
+    return entry, True
+
+
+def suppression_lift(*, account: Account, actor: Actor | None, suppression_id) -> None:
+    """Lift a suppression: the email may be added again. Audited."""
+    with transaction.atomic():
+        entry = suppression_get(account=account, suppression_id=suppression_id)
+        audit_log(
+            account=account,
+            action="suppression.lifted",
+            actor=actor,
+            object_type="suppression",
+            object_id=str(entry.pk),
+            data={"email_hash": entry.email_hash, "reason": entry.reason},
+        )
+        entry.delete()

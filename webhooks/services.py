@@ -104,6 +104,50 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+# What an erased lead's events keep (docs/privacy.md): ids, types, timestamps and the pipeline facts
+# that identify nobody. An allow-list, so a field added to leads later is erased by default.
+ERASURE_KEPT_LEAD_FIELDS = frozenset(
+    {"id", "status", "score", "score_breakdown", "owner", "possible_duplicate_of", "country", "source"}
+    | {"created_at", "updated_at", "scored_at"}
+)
+ERASURE_KEPT_DATA_KEYS = frozenset({"lead", "changes", "lead_id", "previous_score", "score", "score_breakdown"})
+
+
+def erased_event_data(data: dict) -> dict:
+    """An event's data with the personal data of its lead set to null (keys kept, so the shape
+    receivers parse stays the same) and `"erased": true`."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "lead" and isinstance(value, dict):
+            out[key] = {k: (v if k in ERASURE_KEPT_LEAD_FIELDS else None) for k, v in value.items()}
+        elif key == "changes" and isinstance(value, dict):
+            out[key] = {
+                k: (v if k in ERASURE_KEPT_LEAD_FIELDS else {"before": None, "after": None}) for k, v in value.items()
+            }
+        else:
+            out[key] = value if key in ERASURE_KEPT_DATA_KEYS else None
+    out["erased"] = True
+    return out
+
+
+def events_erase_lead(*, account: Account, lead_id) -> int:
+    """Erase the personal data in every stored event of one lead (§4.12), in the caller's transaction.
+
+    Deliveries are signed and sent from the event at send time (`deliver_one`), so pending and
+    re-delivered ones carry the scrubbed body from now on; the receivers' response snippets of
+    those deliveries are cleared too, since a receiver may have echoed the payload back.
+    Returns how many events were rewritten."""
+    events = list(Event.objects.for_account(account).filter(lead_id=lead_id).select_for_update())
+    for event in events:
+        event.data = erased_event_data(event.data)
+    Event.objects.bulk_update(events, ["data"], batch_size=500)
+    if events:
+        DeliveryAttempt.objects.filter(delivery__event__in=[e.pk for e in events]).exclude(response_snippet="").update(
+            response_snippet=""
+        )
+    return len(events)
+
+
 def event_list(*, account: Account, after_id: int | None, types: list[str], since: datetime | None, limit: int):
     qs = Event.objects.for_account(account).order_by("id")
     if after_id is not None:
