@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
@@ -16,6 +17,9 @@ from .errors import ERROR_CODES, ApplicationError
 from .problems import PROBLEM_CONTENT_TYPE, problem_body
 
 logger = logging.getLogger("leadbase.errors")
+
+# Seconds a client should wait before retrying after a 503 (a database failover takes a few).
+SERVICE_RETRY_AFTER = 5
 
 
 def flatten_validation_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
@@ -69,10 +73,13 @@ def _map(exc: Exception) -> tuple[str, str | None, dict[str, Any]]:
     if isinstance(exc, drf.Throttled):
         return "rate_limited", str(exc.detail), {}
     if isinstance(exc, RequestDataTooBig):
-        return "payload_too_large", "The request body is too large.", {}
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return "payload_too_large", f"The request body is larger than {limit} bytes.", {"max_bytes": limit}
     if isinstance(exc, OperationalError | InterfaceError):
+        # A lost connection, a failover, a server shutting down: nothing was committed (each write is
+        # one transaction), so the client may retry, with the same Idempotency-Key for a POST.
         logger.error("database unavailable: %s", type(exc).__name__)
-        return "service_unavailable", "The database is unavailable; retry later.", {}
+        return "service_unavailable", "The database is unavailable; retry later.", {"retry_after": SERVICE_RETRY_AFTER}
     logger.exception("unhandled error in API view", exc_info=exc)
     return "internal_error", None, {}
 
@@ -88,6 +95,6 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         headers["Allow"] = ", ".join(context["view"].allowed_methods)
     if getattr(exc, "wait", None):
         headers["Retry-After"] = str(int(exc.wait))
-    if isinstance(exc, ApplicationError) and exc.extra.get("retry_after"):
-        headers["Retry-After"] = str(exc.extra["retry_after"])
+    if extra.get("retry_after"):
+        headers["Retry-After"] = str(extra["retry_after"])
     return Response(body, status=body["status"], headers=headers, content_type=PROBLEM_CONTENT_TYPE)
