@@ -304,6 +304,9 @@ LEADBASE_RATE_LIMIT_PREFIX = env_str("LEADBASE_RATE_LIMIT_PREFIX", "lb:rl")
 LEADBASE_LOGIN_RATE_PER_IP = env_str("LEADBASE_LOGIN_RATE_PER_IP", "20/m")
 LEADBASE_LOGIN_RATE_PER_USERNAME = env_str("LEADBASE_LOGIN_RATE_PER_USERNAME", "5/m")
 RATELIMIT_VIEW = "core.views.ratelimited"
+# An Idempotency-Key still "in progress" after this long belongs to a request whose process died
+# (it never released the key): a retry takes it over. Longer than any request may run.
+LEADBASE_IDEMPOTENCY_LEASE_SECONDS = env_int("LEADBASE_IDEMPOTENCY_LEASE_SECONDS", 300)
 LEADBASE_LIST_DEFAULT_LIMIT = 50
 LEADBASE_LIST_MAX_LIMIT = 500
 # CSV downloads on PostgreSQL are written by COPY ... TO STDOUT (~10x the Python writer); false
