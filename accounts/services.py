@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import (
@@ -25,6 +26,7 @@ from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, 
 from .actor import Actor
 from .models import Account, ApiKey, AuditLogEntry, Membership, OAuthAppRegistration, Plan, Role, User
 from .scopes import ALL_SCOPES, ROLE_SCOPES, effective_scopes, split_scopes
+from .usage import api_key_record_use
 
 API_KEY_PREFIX = "lb_"
 # 32 random bytes -> 43 URL-safe characters after "lb_".
@@ -157,23 +159,23 @@ def api_key_authenticate(*, raw_key: str, ip: str | None) -> Actor | None:
     """Resolve a presented key to an Actor, or None when it is unknown, revoked, expired or orphaned."""
     if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) < API_KEY_LOOKUP_LENGTH + 8 or len(raw_key) > 200:
         return None
-    key = ApiKey.objects.select_related("account", "created_by").filter(prefix=raw_key[:API_KEY_LOOKUP_LENGTH]).first()
+    # One query: the key, its account and creator, and the creator's role in the account.
+    role_in_account = Membership.objects.filter(account_id=OuterRef("account_id"), user_id=OuterRef("created_by_id"))
+    key = (
+        ApiKey.objects.select_related("account", "created_by")
+        .annotate(creator_role=Subquery(role_in_account.values("role")[:1]))
+        .filter(prefix=raw_key[:API_KEY_LOOKUP_LENGTH])
+        .first()
+    )
     if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(raw_key)):
         return None
     if not key.is_active or not key.created_by.is_active:
         return None
-    role = (
-        Membership.objects.filter(account_id=key.account_id, user_id=key.created_by_id)
-        .values_list("role", flat=True)
-        .first()
-    )
+    role = key.creator_role
     if role is None:
         return None
-    now = timezone.now()
-    # One UPDATE per request keeps the usage audit exact without a read-modify-write race.
-    from django.db.models import F
-
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip, request_count=F("request_count") + 1)
+    # Batched through Redis in production (at most one UPDATE per key and interval), see accounts/usage.py.
+    api_key_record_use(key=key, ip=ip)
     return Actor(
         user=key.created_by,
         account=key.account,

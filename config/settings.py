@@ -284,10 +284,17 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
+# API-key usage audit (accounts/usage.py): with Redis, requests gather uses there and beat writes each
+# key's row once per this many seconds; 0 (or no Redis) writes the row on every request instead.
+LEADBASE_API_KEY_USAGE_FLUSH_SECONDS = env_int("LEADBASE_API_KEY_USAGE_FLUSH_SECONDS", 30)
 CELERY_BEAT_SCHEDULE: dict = {
     "purge-idempotency-keys": {"task": "core.purge_idempotency_keys", "schedule": 3600.0},
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 30.0},
     "purge-events": {"task": "webhooks.purge_events", "schedule": 24 * 3600.0},
+    "flush-api-key-usage": {
+        "task": "accounts.flush_api_key_usage",
+        "schedule": float(max(1, LEADBASE_API_KEY_USAGE_FLUSH_SECONDS)),
+    },
 }
 
 # --- Leadbase -------------------------------------------------------------------------------
@@ -301,6 +308,7 @@ LEADBASE_RATE_LIMIT_ENABLED = env_bool("LEADBASE_RATE_LIMIT_ENABLED", True)
 # Unauthenticated API requests (and failed authentication), per client IP and window.
 LEADBASE_ANON_RATE_LIMIT = env_int("LEADBASE_ANON_RATE_LIMIT", 300)
 LEADBASE_RATE_LIMIT_PREFIX = env_str("LEADBASE_RATE_LIMIT_PREFIX", "lb:rl")
+LEADBASE_API_KEY_USAGE_PREFIX = env_str("LEADBASE_API_KEY_USAGE_PREFIX", "lb:usage")
 # Login forms (django-ratelimit, fixed windows): POSTs per client IP and per username.
 LEADBASE_LOGIN_RATE_PER_IP = env_str("LEADBASE_LOGIN_RATE_PER_IP", "20/m")
 LEADBASE_LOGIN_RATE_PER_USERNAME = env_str("LEADBASE_LOGIN_RATE_PER_USERNAME", "5/m")
