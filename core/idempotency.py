@@ -3,6 +3,8 @@
 The same key with the same request within 24 h replays the first response without doing the
 work again; with a different request it is 422 `idempotency_key_reused`; while the first request
 is still running a duplicate is refused with 409 `idempotency_key_in_progress` (never run twice).
+A request that fails with a server error (a 5xx, a lost database) releases its key, so the retry
+runs; a claim whose process died before it could release it is taken over after a lease.
 Keys are per account: one account's keys are invisible to another.
 """
 
@@ -11,16 +13,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.response import Response
 
 from .errors import IdempotencyKeyInProgress, IdempotencyKeyReused, InvalidParameter
 from .models import IdempotencyKey
+
+logger = logging.getLogger("leadbase.idempotency")
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -82,11 +88,42 @@ def _claim(account, key: str, method: str, path: str, fingerprint: str) -> Idemp
                     "This Idempotency-Key was already used with a different request; use a new key."
                 ) from None
             if existing.state == IdempotencyKey.State.IN_PROGRESS:
+                if _take_over(existing, now):
+                    return existing
                 raise IdempotencyKeyInProgress(
                     "A request with this Idempotency-Key is still running; retry shortly.", retry_after=1
                 ) from None
             return _replay(existing)
     raise IdempotencyKeyInProgress("Could not claim the Idempotency-Key; retry shortly.", retry_after=1)
+
+
+def _take_over(existing: IdempotencyKey, now) -> bool:
+    """An in-progress claim older than the lease belongs to a request that died with its process
+    (killed worker, lost host) and never released it: take it over, once (the conditional UPDATE lets
+    exactly one of several concurrent retries win), instead of refusing the key for 24 hours."""
+    lease = timedelta(seconds=settings.LEADBASE_IDEMPOTENCY_LEASE_SECONDS)
+    if existing.created_at > now - lease:
+        return False
+    return bool(
+        IdempotencyKey.objects.filter(
+            pk=existing.pk, state=IdempotencyKey.State.IN_PROGRESS, created_at=existing.created_at
+        ).update(created_at=now)
+    )
+
+
+def _release(claimed: IdempotencyKey) -> None:
+    """Delete the claim, so that a retry runs the request. The failure that brought us here may have
+    broken the database connection (a server restart, a failover): outside a transaction a broken
+    connection is dropped first, as Django does at the end of every request, and the delete runs on
+    a fresh one. If the database is really gone the lease frees the key later (`_take_over`)."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+    try:
+        IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+    except DatabaseError as exc:
+        logger.warning(
+            "could not release Idempotency-Key %s (%s); its lease frees it later", claimed.pk, type(exc).__name__
+        )
 
 
 def _replay(stored: IdempotencyKey) -> Response:
@@ -155,12 +192,12 @@ def _settle_error(claimed: IdempotencyKey, exc: Exception) -> None:
     if 400 <= response.status_code < 500:
         _store(claimed, response)
     else:
-        IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+        _release(claimed)
 
 
 def _store(claimed: IdempotencyKey, response: Response) -> None:
     if response.status_code >= 500:
-        IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+        _release(claimed)
         return
     from .renderers import JSONRenderer
 
