@@ -225,6 +225,9 @@ def test_erase_refuses_a_body_with_fields(api):
     lead = create(api)
 
     problem(api.post(f"{LEADS}/{lead['id']}/erase", {"suppress": False}, format="json"), 400, "unknown_field")
+    for not_an_object in ("[]", "null", '"x"'):
+        response = api.post(f"{LEADS}/{lead['id']}/erase", not_an_object, content_type="application/json")
+        problem(response, 400, "validation_error")
 
     assert Lead.objects.filter(pk=lead["id"]).exists()
 
@@ -432,6 +435,18 @@ def test_a_suppression_made_under_a_rotated_secret_key_still_matches(api, accoun
 # --- concurrency (PostgreSQL) ---------------------------------------------------------------------
 
 
+def wait_for_a_blocked_advisory_lock(attempts: int = 300) -> bool:
+    """True once some transaction waits for an advisory lock (the create queued behind the erase)."""
+    waiting = threading.Event()
+    for _ in range(attempts):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            if cursor.fetchone()[0]:
+                return True
+        waiting.wait(0.1)
+    return False
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_create_racing_an_erase_of_the_same_email_waits_and_is_refused(account, make_key):
@@ -465,7 +480,7 @@ def test_a_create_racing_an_erase_of_the_same_email_waits_and_is_refused(account
     assert erase_done.wait(timeout=30)
     second = threading.Thread(target=creator)
     second.start()
-    second.join(timeout=1)  # it waits on the erase's identity lock (no timing is asserted)
+    assert wait_for_a_blocked_advisory_lock(), "the create should queue behind the erase's identity lock"
     release.set()
     first.join(timeout=30)
     second.join(timeout=30)

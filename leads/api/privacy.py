@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -70,7 +72,11 @@ class LeadEraseView(AccountScopedAPIView):
     @idempotent
     def post(self, request, lead_id):
         """Erase a lead: delete it, its notes and the personal data in its events, and suppress its email."""
-        LeadEraseInputSerializer(data=request.data or {}).is_valid(raise_exception=True)
+        body = request.data
+        # No body at all is the usual call; anything sent must be an object without fields.
+        LeadEraseInputSerializer(data={} if isinstance(body, Mapping) and not body else body).is_valid(
+            raise_exception=True
+        )
         result = services.lead_erase(account=self.account, actor=self.actor, lead_id=lead_id)
         suppression = result.suppression
         body = {
