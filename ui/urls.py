@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import api_keys, exports, imports, leads, scoring
+from .views import account, api_keys, exports, imports, leads, members, oauth_apps, scoring, webhooks
 
 app_name = "ui"
 
@@ -39,4 +39,26 @@ urlpatterns = [
         name="scoring-rule-delete",
     ),
     # -- webhooks, OAuth apps, members, plan & usage (ui/views/webhooks.py, oauth_apps.py, members.py, account.py) --
+    path("leads/<uuid:lead_id>/activity/", leads.LeadActivityView.as_view(), name="lead-activity"),
+    path("leads/<uuid:lead_id>/notes/", leads.LeadNoteCreateView.as_view(), name="lead-note-create"),
+    path("settings/webhooks/", webhooks.WebhookListView.as_view(), name="webhook-list"),
+    path("settings/webhooks/<int:webhook_id>/", webhooks.WebhookDetailView.as_view(), name="webhook-detail"),
+    path("settings/webhooks/<int:webhook_id>/delete/", webhooks.WebhookDeleteView.as_view(), name="webhook-delete"),
+    path(
+        "settings/webhooks/<int:webhook_id>/rotate-secret/",
+        webhooks.WebhookRotateSecretView.as_view(),
+        name="webhook-rotate-secret",
+    ),
+    path("settings/webhooks/<int:webhook_id>/test/", webhooks.WebhookTestView.as_view(), name="webhook-test"),
+    path(
+        "settings/webhooks/<int:webhook_id>/deliveries/<uuid:delivery_id>/redeliver/",
+        webhooks.WebhookRedeliverView.as_view(),
+        name="webhook-redeliver",
+    ),
+    path("settings/oauth-apps/", oauth_apps.OAuthAppListView.as_view(), name="oauth-app-list"),
+    path("settings/oauth-apps/<int:app_id>/delete/", oauth_apps.OAuthAppDeleteView.as_view(), name="oauth-app-delete"),
+    path("settings/members/", members.MemberListView.as_view(), name="member-list"),
+    path("settings/members/<int:membership_id>/role/", members.MemberRoleView.as_view(), name="member-role"),
+    path("settings/members/<int:membership_id>/remove/", members.MemberRemoveView.as_view(), name="member-remove"),
+    path("settings/plan/", account.AccountUsageView.as_view(), name="account-usage"),
 ]

@@ -1,8 +1,9 @@
-"""Lead pages: list (filters, sort, search, cursor), bulk actions, detail, create, edit, delete;
-and the home redirect and account switcher."""
+"""Lead pages: list (filters, sort, search, cursor), bulk actions, detail with timeline and notes,
+create, edit, delete; and the home redirect and account switcher."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from django.contrib import messages
@@ -16,11 +17,12 @@ from accounts.scopes import LEADS_READ
 from core.errors import ApplicationError, DuplicateLead
 from leads import batch, selectors, services
 from leads.api.batch import validate_items
+from leads.api.notes import NoteInputSerializer
 from leads.api.serializers import LeadBatchUpdateItemSerializer, LeadInputSerializer
 from leads.models import LeadStatus
 
 from ..context import SESSION_ACCOUNT_KEY, UiMixin, user_memberships
-from ..forms import LEAD_TEXT_FIELDS, SORT_CHOICES, LeadBulkForm, LeadForm
+from ..forms import LEAD_TEXT_FIELDS, SORT_CHOICES, UNASSIGNED, LeadBulkForm, LeadForm, NoteForm
 from .common import safe_next, validated
 
 PAGE_SIZES = (25, 50, 100)
@@ -84,6 +86,7 @@ class LeadListView(UiMixin, View):
             "sorts": SORT_CHOICES,
             "page_sizes": PAGE_SIZES,
             "owners": [m.user for m in account_selectors.member_list(account=self.account)],
+            "unassigned": UNASSIGNED,
         }
         template = "ui/leads/_results.html" if request.htmx else "ui/leads/list.html"
         # A page that shows a problem is still a 200, like a re-rendered form: Chromium logs every 4xx
@@ -98,7 +101,7 @@ def _without(params, name: str) -> str:
 
 
 class LeadBulkView(UiMixin, View):
-    """Bulk tag / status / delete of the selected leads, through the batch services (207 per item)."""
+    """Bulk tag / status / owner / delete of the selected leads, through the batch services (207 per item)."""
 
     def post(self, request):
         back = safe_next(request, reverse("ui:lead-list"))
@@ -122,6 +125,15 @@ class LeadBulkView(UiMixin, View):
                 return HttpResponseRedirect(back)
             raw_items = [{"id": lead_id, "add_tags": [tag]} for lead_id in ids]
             verb = f"Tagged “{tag}”:"
+        elif action == "assign":
+            owner = form.cleaned_data["owner"].strip()
+            if not owner:
+                messages.error(request, "Choose the owner to assign.")
+                return HttpResponseRedirect(back)
+            # The API's `owner` is a user id or null; the serializer and the service check it.
+            value = None if owner == UNASSIGNED else owner
+            raw_items = [{"id": lead_id, "owner": value} for lead_id in ids]
+            verb = "Unassigned" if value is None else "Assigned"
         else:
             status = form.cleaned_data["status"]
             if not status:
@@ -154,10 +166,79 @@ def _uuids(ids) -> list[uuid.UUID]:
     return out
 
 
+TIMELINE_PAGE_SIZE = 20
+
+
+def _timeline_context(account, lead, cursor: str | None = None) -> dict:
+    """The timeline page after `cursor` (the API's lead_activity), with values made readable."""
+    page = selectors.lead_activity(account=account, lead_id=lead.pk, cursor=cursor, limit=TIMELINE_PAGE_SIZE)
+    emails = {}
+    if any(item.changes and "owner" in item.changes for item in page.items):
+        emails = {m.user_id: m.user.email for m in account_selectors.member_list(account=account)}
+    entries = []
+    for item in page.items:
+        changes = [
+            (field, _readable(change.get("before"), field, emails), _readable(change.get("after"), field, emails))
+            for field, change in (item.changes or {}).items()
+        ]
+        entries.append({"item": item, "changes": changes})
+    return {"lead": lead, "timeline": entries, "timeline_next": page.next_cursor}
+
+
+def _readable(value, field: str, emails: dict) -> str:
+    if value in (None, "", [], {}):
+        return "—"
+    if field == "owner":
+        return emails.get(value, f"user {value}")
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
 class LeadDetailView(UiMixin, View):
+    """The lead, its score breakdown, the first page of its timeline and the add-note form."""
+
     def get(self, request, lead_id):
         lead = selectors.lead_get(account=self.account, lead_id=lead_id)
-        return render(request, "ui/leads/detail.html", {"lead": lead})
+        return _detail_page(request, self.account, lead, NoteForm())
+
+
+def _detail_page(request, account, lead, note_form):
+    context = {**_timeline_context(account, lead), "note_form": note_form}
+    return render(request, "ui/leads/detail.html", context)
+
+
+class LeadActivityView(UiMixin, View):
+    """Older timeline entries after a cursor: the entries alone for htmx's load-more, else a page."""
+
+    def get(self, request, lead_id):
+        lead = selectors.lead_get(account=self.account, lead_id=lead_id)
+        try:
+            context = _timeline_context(self.account, lead, cursor=request.GET.get("cursor") or None)
+        except ApplicationError as exc:  # a tampered or foreign cursor: say so, like the lead list
+            context = {"lead": lead, "timeline": [], "timeline_next": None, "error": exc}
+        template = "ui/leads/_timeline.html" if request.htmx else "ui/leads/activity.html"
+        return render(request, template, context)
+
+
+class LeadNoteCreateView(UiMixin, View):
+    """Add a note: the API's NoteInputSerializer and note_add, as POST /api/v1/leads/{id}/notes."""
+
+    def post(self, request, lead_id):
+        lead = selectors.lead_get(account=self.account, lead_id=lead_id)
+        form = NoteForm(request.POST)
+        if form.is_valid():
+            try:
+                data = validated(NoteInputSerializer, {"body": form.cleaned_data["body"]})
+                services.note_add(account=self.account, actor=self.actor, lead_id=lead.pk, body=data["body"])
+            except ApplicationError as exc:
+                form.add_service_errors(exc.detail, exc.errors)
+            else:
+                messages.success(request, "Note added.")
+                return HttpResponseRedirect(reverse("ui:lead-detail", args=[lead.pk]) + "#timeline")
+        return _detail_page(request, self.account, lead, form)
 
 
 class LeadFormMixin:
