@@ -5,7 +5,6 @@ from .batch import LeadBatchView
 from .exports import ExportCreateView, LeadExportView
 from .notes import LeadNoteListView, SegmentDetailView, SegmentListView
 from .privacy import LeadEraseView, SuppressionDetailView, SuppressionListView
-from .privacy import LeadEraseView, SuppressionDetailView, SuppressionListView
 from .views import LeadDetailView, LeadListCreateView
 
 # Paths are served without a trailing slash; one is accepted too, never redirected (§4).
@@ -18,9 +17,6 @@ urlpatterns = [
     re_path(r"^leads/(?P<lead_id>[^/]+)/?$", LeadDetailView.as_view(), name="lead-detail"),
     re_path(r"^leads/(?P<lead_id>[^/]+)/notes/?$", LeadNoteListView.as_view(), name="lead-notes"),
     re_path(r"^leads/(?P<lead_id>[^/]+)/activity/?$", LeadActivityView.as_view(), name="lead-activity"),
-    re_path(r"^leads/(?P<lead_id>[^/]+)/erase/?$", LeadEraseView.as_view(), name="lead-erase"),
-    re_path(r"^suppressions/?$", SuppressionListView.as_view(), name="suppression-list"),
-    re_path(r"^suppressions/(?P<suppression_id>[^/]+)/?$", SuppressionDetailView.as_view(), name="suppression-detail"),
     re_path(r"^leads/(?P<lead_id>[^/]+)/erase/?$", LeadEraseView.as_view(), name="lead-erase"),
     re_path(r"^suppressions/?$", SuppressionListView.as_view(), name="suppression-list"),
     re_path(r"^suppressions/(?P<suppression_id>[^/]+)/?$", SuppressionDetailView.as_view(), name="suppression-detail"),
