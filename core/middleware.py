@@ -66,3 +66,21 @@ class RateLimitHeadersMiddleware:
         if not decision.allowed and not response.has_header("Retry-After"):
             response["Retry-After"] = str(decision.retry_after)
         return response
+
+
+class APISecurityHeadersMiddleware:
+    """API responses are data, never a page: a Content-Security-Policy that lets nothing run or load,
+    and no caching of account data by shared caches (OWASP API8). The interactive docs under
+    /api/v1/docs and /redoc are HTML pages that load scripts, and are left alone."""
+
+    CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.path.startswith("/api/") and not response.get("Content-Type", "").startswith("text/html"):
+            response.setdefault("Content-Security-Policy", self.CSP)
+            response.setdefault("Cache-Control", "private, no-cache")
+        return response
