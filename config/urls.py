@@ -4,10 +4,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from core.views import handler400, handler403, handler404, handler500  # noqa: F401  (Django looks them up here)
 
+# The schema and its docs are public pages: GET and HEAD only (OPTIONS on the Swagger view was a 500,
+# DRF rendering its metadata through a template-less HTML renderer).
+DOCS_METHODS = ["get", "head"]
+
 api_v1 = [
-    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    re_path(r"^schema/?$", SpectacularAPIView.as_view(http_method_names=DOCS_METHODS), name="schema"),
+    re_path(
+        r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema", http_method_names=DOCS_METHODS), name="docs"
+    ),
+    re_path(
+        r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema", http_method_names=DOCS_METHODS), name="redoc"
+    ),
     path("", include("accounts.api.urls")),
     path("", include("scoring.api.urls")),
     path("", include("leads.api.urls")),

@@ -33,6 +33,9 @@ def required_scope(view, method: str) -> str:
     mapping = getattr(view, "required_scopes", None) or {}
     if method in mapping:
         return mapping[method]
+    # HEAD is answered by the GET handler, so it needs what GET needs (not the "*" of the writes).
+    if method == "HEAD" and "GET" in mapping:
+        return mapping["GET"]
     if "*" in mapping:
         return mapping["*"]
     return LEADS_READ if method in SAFE_METHODS else LEADS_WRITE
