@@ -55,6 +55,7 @@ class ImportUploadView(UiMixin, View):
                     form.add_file_error(exc.detail)
                 else:
                     import_id = imports.import_upload_store(account=self.account, raw=raw, filename=upload.name)
+                    messages.success(request, f"Uploaded {upload.name}. Now choose what each column holds.")
                     return redirect("ui:import-map", import_id=import_id)
         elif not request.FILES:
             form.errors.pop("file", None)
