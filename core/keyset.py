@@ -31,6 +31,9 @@ class SortKey:
     field: str
     descending: bool
     nullable: bool = False
+    # Where the ordering and the page filter read the value, when not the field itself (e.g. a
+    # joined index table); the cursor still takes the value from the row's `field`.
+    column: str | None = None
 
     @property
     def token(self) -> str:
@@ -88,7 +91,7 @@ def nullable_sort_expressions(field: str) -> list[Expression]:
 def _key_columns(key: SortKey, value: Any) -> list[tuple[str | Expression, Any]]:
     """The (column, value) pairs one sort key compares on: a field name, or the nullable pair."""
     if not key.nullable:
-        return [(key.field, value)]
+        return [(key.column or key.field, value)]
     rank, text = nullable_sort_expressions(key.field)
     return [(rank, value is None), (text, "" if value is None else value)]
 

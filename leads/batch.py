@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
-from django.db.models.deletion import get_candidate_relations_to_delete
+from django.db.models.deletion import DO_NOTHING, get_candidate_relations_to_delete
 from django.utils import timezone
 
 from accounts.actor import Actor
@@ -537,7 +537,11 @@ def _delete_rows(account: Account, ids: set[uuid.UUID]) -> None:
     Should another relation appear, fall back to the collector, which honours it.
     """
     rows = lead_queryset(account=account).filter(pk__in=ids)
-    relations = {(rel.related_model, rel.field.name) for rel in get_candidate_relations_to_delete(Lead._meta)}
+    relations = {
+        (rel.related_model, rel.field.name)
+        for rel in get_candidate_relations_to_delete(Lead._meta)
+        if rel.on_delete is not DO_NOTHING  # LeadRank: the database cascades it
+    }
     if relations != {(Lead, "possible_duplicate_of"), (Note, "lead")}:
         rows.delete()
         return

@@ -63,7 +63,7 @@ from webhooks.services import events_record
 from .filtersets import LIST_CONTROL_PARAMS
 from .models import Lead
 from .representation import LEAD_FIELDS
-from .selectors import lead_filter, lead_sort_keys
+from .selectors import lead_filter, lead_sort_keys, lead_sorted
 
 logger = logging.getLogger("leadbase.exports")
 
@@ -141,6 +141,7 @@ def export_queryset(*, account: Account, params) -> QuerySet[Lead]:
         )
     keys = lead_sort_keys(params.get("sort"))
     qs = lead_filter(account=account, params=params, extra_allowed=EXPORT_PARAMS)
+    qs, keys = lead_sorted(qs, keys, account=account)
     return qs.order_by(*order_by_expressions(keys))
 
 

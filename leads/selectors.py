@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -43,6 +43,18 @@ def lead_sort_keys(raw: str | None) -> tuple[SortKey, ...]:
     return parse_sort(raw, allowed=LEAD_SORTS, default=LEAD_DEFAULT_SORT)
 
 
+def lead_sorted(qs: QuerySet[Lead], keys: tuple[SortKey, ...], *, account: Account) -> tuple[QuerySet, tuple]:
+    """The queryset and keys a sort needs. A sort led by score reads the score and the id tie-breaker
+    from LeadRank, whose (account, score, lead) index answers both the order and the page's row
+    comparison (the lead row carries no score index, so rescoring stays heap-only); the filter on the
+    rank's account makes the join inner and lets that index lead the plan."""
+    if keys[0].field != "score":
+        return qs, keys
+    columns = {"score": "rank__score", "id": "rank__lead"}
+    keys = tuple(replace(key, column=columns.get(key.field)) for key in keys)
+    return qs.filter(rank__account_id=account.pk), keys
+
+
 @dataclass
 class LeadPage(Page):
     total_count: int | None = None
@@ -56,7 +68,8 @@ def lead_list(*, account: Account, params) -> LeadPage:
     )
     count = _parse_bool_param(params.get("count"), "count")
     qs = lead_filter(account=account, params=params)
-    page = paginate(qs, keys=keys, limit=limit, cursor=params.get("cursor") or None, scope=f"leads:{account.pk}")
+    sorted_qs, keys = lead_sorted(qs, keys, account=account)
+    page = paginate(sorted_qs, keys=keys, limit=limit, cursor=params.get("cursor") or None, scope=f"leads:{account.pk}")
     return LeadPage(
         items=page.items,
         next_cursor=page.next_cursor,

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -18,7 +18,7 @@ from jobs.services import job_create, job_fail, job_progress, job_requeue, job_s
 from leads.models import Lead
 from leads.selectors import lead_filter, lead_queryset
 from webhooks.models import EventType
-from webhooks.services import events_record
+from webhooks.services import events_fan_out, events_feed_lock, events_record
 
 from .compiler import rule_condition, score_expressions, validate_rule
 from .models import ScoringRule
@@ -128,6 +128,8 @@ def account_rescore(*, account_id: int, job_id=None, params: dict | None = None)
 
 def _rescore_chunk(account: Account, chunk, score, breakdown) -> int:
     """Rescore one chunk in SQL, touching only rows that change, and announce them (lead.scored)."""
+    if connection.vendor == "postgresql":
+        return _rescore_chunk_postgres(account, chunk, score, breakdown)
     with transaction.atomic():
         before = dict(chunk.exclude(score=score, score_breakdown=breakdown).values_list("pk", "score"))
         if not before:
@@ -139,6 +141,61 @@ def _rescore_chunk(account: Account, chunk, score, breakdown) -> int:
             rows=[(pk, before[pk], new, bd) for pk, new, bd in rows.values_list("pk", "score", "score_breakdown")],
         )
     return len(before)
+
+
+# One statement per chunk: the chunk's leads whose score or breakdown would change are updated,
+# with the rules evaluated in the UPDATE against the row it writes (a concurrent edit of the lead is
+# scored as it now is); the update is heap-only, as the lead row has no index on what changes (see
+# leads.models.LeadRank). A lead.scored event for each lead whose score changed is inserted from the
+# UPDATE's RETURNING, in id order, with the payload `announce_scores` writes, under the feed lock.
+RESCORE_CHUNK_SQL = """
+WITH chunk AS ({chunk}),
+changed AS (
+    UPDATE leads_lead
+       SET score = {score}, score_breakdown = {breakdown}, scored_at = %s, version = leads_lead.version + 1
+      FROM chunk
+     WHERE leads_lead.id = chunk.id AND NOT (leads_lead.score = {score} AND leads_lead.score_breakdown = {breakdown})
+ RETURNING leads_lead.id, chunk.score AS previous_score, leads_lead.score, leads_lead.score_breakdown
+),
+events AS (
+    INSERT INTO webhooks_event (account_id, type, lead_id, data, created_at)
+    SELECT %s, %s, id, jsonb_build_object(
+               'lead_id', id::text, 'previous_score', previous_score,
+               'score', score, 'score_breakdown', score_breakdown),
+           %s
+      FROM changed WHERE previous_score <> score ORDER BY id
+ RETURNING id
+)
+SELECT (SELECT count(*) FROM changed), COALESCE((SELECT array_agg(id ORDER BY id) FROM events), '{{}}')
+"""
+
+
+def _compiled(expression, query) -> tuple[str, list]:
+    """SQL of an expression over leads_lead (unaliased), for a statement written by hand."""
+    compiler = query.get_compiler(connection=connection)
+    sql, params = compiler.compile(expression.resolve_expression(query))
+    return sql, list(params)
+
+
+def _rescore_chunk_postgres(account: Account, chunk, score, breakdown) -> int:
+    chunk_sql, chunk_params = chunk.order_by().values("id", "score").query.sql_with_params()
+    query = Lead.objects.all().query
+    score_sql, score_params = _compiled(score, query)
+    breakdown_sql, breakdown_params = _compiled(breakdown, query)
+    sql = RESCORE_CHUNK_SQL.format(chunk=chunk_sql, score=score_sql, breakdown=breakdown_sql)
+    # Parameters in the order their placeholders appear in the statement.
+    params = [
+        *chunk_params,
+        *score_params, *breakdown_params, timezone.now(),
+        *score_params, *breakdown_params,
+        account.pk, EventType.LEAD_SCORED, timezone.now(),
+    ]  # fmt: skip
+    with transaction.atomic(), connection.cursor() as cursor:
+        events_feed_lock(account_id=account.pk)
+        cursor.execute(sql, params)
+        changed, event_ids = cursor.fetchone()
+        events_fan_out(account=account, type=EventType.LEAD_SCORED, event_ids=event_ids)
+    return changed
 
 
 def recalculation_enqueue(*, account: Account, actor: Actor | None, params: dict | None = None) -> Job:

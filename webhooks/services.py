@@ -50,14 +50,30 @@ def events_record(*, account: Account, type: str, items: Iterable[tuple[Any, dic
         Event.objects.bulk_create(events)
         if connection.vendor != "postgresql" or any(e.pk is None for e in events):
             _fill_ids(account, events)
-        subscriptions = [s for s in _active_subscriptions(account) if s.wants(type)]
-        if subscriptions:
-            now = timezone.now()
-            WebhookDelivery.objects.bulk_create(
-                [WebhookDelivery(subscription=s, event=e, next_attempt_at=now) for s in subscriptions for e in events]
-            )
-            transaction.on_commit(_kick_delivery)
+        events_fan_out(account=account, type=type, event_ids=[e.pk for e in events])
     return events
+
+
+def events_fan_out(*, account: Account, type: str, event_ids: list[int]) -> None:
+    """Deliveries (outbox rows) of these new events for every active subscription that wants `type`,
+    in one INSERT, and a delivery run kicked off after commit. For writers that insert events
+    themselves in SQL (a rescoring chunk); they hold the feed lock (`events_feed_lock`) already."""
+    subscriptions = [s for s in _active_subscriptions(account) if s.wants(type)]
+    if subscriptions and event_ids:
+        now = timezone.now()
+        WebhookDelivery.objects.bulk_create(
+            [
+                WebhookDelivery(subscription=s, event_id=event_id, next_attempt_at=now)
+                for s in subscriptions
+                for event_id in event_ids
+            ]
+        )
+        transaction.on_commit(_kick_delivery)
+
+
+def events_feed_lock(*, account_id: int) -> None:
+    """Take the account's feed lock for an event INSERT written in SQL (see `_lock_feed`)."""
+    _lock_feed(account_id)
 
 
 def _lock_feed(account_id: int) -> None:
