@@ -203,7 +203,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.permissions.HasAccount"],
     "DEFAULT_RENDERER_CLASSES": ["core.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's strict JSON parser, refusing integers past 64 bits (they could be stored but never rendered).
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.exceptions.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -329,6 +330,9 @@ LEADBASE_EXPORT_CSV_COPY = env_bool("LEADBASE_EXPORT_CSV_COPY", True)
 # CSV import in the web UI: the largest upload (bytes) and the most data rows one file may hold.
 LEADBASE_IMPORT_MAX_BYTES = env_int("LEADBASE_IMPORT_MAX_BYTES", 5 * 1024 * 1024)
 LEADBASE_IMPORT_MAX_ROWS = env_int("LEADBASE_IMPORT_MAX_ROWS", 10_000)
+# Key of the suppression list's email hashes (§4.12, docs/privacy.md); empty: derived from SECRET_KEY.
+# Set it in production so rotating DJANGO_SECRET_KEY never touches the suppression list.
+LEADBASE_SUPPRESSION_KEY = env_str("LEADBASE_SUPPRESSION_KEY", "")
 # Events and webhooks (§4.10).
 LEADBASE_EVENT_RETENTION_DAYS = max(30, env_int("LEADBASE_EVENT_RETENTION_DAYS", 30))
 LEADBASE_WEBHOOKS_ALLOW_PRIVATE = env_bool("LEADBASE_WEBHOOKS_ALLOW_PRIVATE", False)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Lead
+from .models import Lead, Suppression
 
 
 @admin.register(Lead)
@@ -38,4 +38,25 @@ class LeadAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    """Read-only: entries are added by erasing a lead or through the API, and lifted by an account
+    admin (DELETE /api/v1/suppressions/{id}), which audits it. Only the keyed hash is stored."""
+
+    list_display = ["email_hash", "account", "reason", "created_by", "created_at"]
+    list_filter = ["reason"]
+    list_select_related = ["account", "created_by"]
+    search_fields = ["email_hash"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
