@@ -183,8 +183,8 @@ def test_preview_with_htmx_returns_the_panel(owner_client, account):
     html = response.content.decode()
     assert response.status_code == 200 and "<html" not in html
     assert '<strong id="preview-matches">1</strong> of 2 leads' in html
-    before = re.findall(r'class="bar before"[^>]*></span> (\d+)', html)
-    after = re.findall(r'class="bar after"[^>]*></span> (\d+)', html)
+    before = re.findall(r'class="bar before"[^>]*></progress> (\d+)', html)
+    after = re.findall(r'class="bar after"[^>]*></progress> (\d+)', html)
     assert before[0] == "2" and after[0] == "1" and after[3] == "1"  # one lead moves from 0-9 to 30-39
     assert not ScoringRule.objects.exists()
 
@@ -214,7 +214,7 @@ def test_preview_of_a_change_to_an_existing_rule(owner_client, account, rule):
         "rule_id": rule.pk,
     }
     html = owner_client.post("/settings/scoring-rules/preview/", data, HTTP_HX_REQUEST="true").content.decode()
-    after = re.findall(r'class="bar after"[^>]*></span> (\d+)', html)
+    after = re.findall(r'class="bar after"[^>]*></progress> (\d+)', html)
     assert after[5] == "1" and after[1] == "0"  # the rule's own old points are not counted twice
 
 
