@@ -3,12 +3,15 @@ that names what is wrong, never a database error or a 500, on SQLite and on Post
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
+from rest_framework.exceptions import ParseError
 
 from core.errors import ERROR_CODES
+from core.parsers import JSONParser
 from leads import batch, limits
 from leads.api.serializers import LeadInputSerializer
 from leads.models import Lead, Note
@@ -227,8 +230,8 @@ def test_a_custom_field_error_does_not_echo_a_huge_key_back(api):
 
 @pytest.mark.parametrize(
     "value",
-    [{"a": 1}, [1, 2], [], {}, "v" * (limits.MAX_CUSTOM_VALUE_LENGTH + 1), 2**53, -(2**53), 10**30, 1.5e300],
-    ids=["object", "list", "empty-list", "empty-object", "long-string", "2^53", "-2^53", "10^30", "1.5e300"],
+    [{"a": 1}, [1, 2], [], {}, "v" * (limits.MAX_CUSTOM_VALUE_LENGTH + 1), 2**53, -(2**53), 2**62, 1.5e300],
+    ids=["object", "list", "empty-list", "empty-object", "long-string", "2^53", "-2^53", "2^62", "1.5e300"],
 )
 def test_a_custom_field_value_that_is_not_a_bounded_scalar_is_400_naming_the_key(api, value):
     body = problem(custom(api, {"plan": value}), 400, "validation_error")
@@ -308,3 +311,40 @@ def test_the_openapi_schema_states_the_lead_input_limits():
     assert (number["minimum"], number["maximum"]) == (-limits.MAX_SAFE_INTEGER, limits.MAX_SAFE_INTEGER)
     assert boolean == {"type": "boolean"}
     assert str(limits.MAX_CUSTOM_KEY_LENGTH) in custom_fields["description"]
+
+
+# --- numbers the API could not send back ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/api/v1/scoring-rules",
+            {"name": "r", "field": "custom_fields.n", "operator": "gte", "value": 10**30, "points": 5},
+        ),
+        ("/api/v1/segments", {"name": "s", "filters": {"score__gte": 2**64}}),
+        (LEADS, {"email": "n@example.com", "custom_fields": {"n": -(2**70)}}),
+    ],
+    ids=["scoring-rule-value", "segment-filter", "custom-field"],
+)
+def test_an_integer_past_64_bits_anywhere_in_a_body_is_400_malformed_request_and_nothing_is_saved(api, path, body):
+    from leads.models import Segment
+    from scoring.models import ScoringRule
+
+    response = api.post(path, body, format="json")
+    body = problem(response, 400, "malformed_request")
+    assert "64-bit" in body["detail"]
+    assert not ScoringRule.objects.exists() and not Segment.objects.exists() and not Lead.objects.exists()
+    assert api.get(path).status_code == 200  # and the list still renders
+
+
+@pytest.mark.parametrize("value", [2**63 - 1, -(2**63), 0, -1, 10**18])
+def test_the_parser_takes_every_64_bit_integer(value):
+    assert JSONParser().parse(io.BytesIO(json.dumps({"n": value}).encode())) == {"n": value}
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 10**4000])
+def test_the_parser_refuses_integers_past_64_bits(value):
+    with pytest.raises(ParseError, match=r"64-bit"):
+        JSONParser().parse(io.BytesIO(b'{"n": ' + str(value).encode() + b"}"))
