@@ -297,6 +297,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "purge-idempotency-keys": {"task": "core.purge_idempotency_keys", "schedule": 3600.0},
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 30.0},
     "purge-events": {"task": "webhooks.purge_events", "schedule": 24 * 3600.0},
+    "purge-imports": {"task": "leads.purge_imports", "schedule": 24 * 3600.0},
     "flush-api-key-usage": {
         "task": "accounts.flush_api_key_usage",
         "schedule": float(max(1, LEADBASE_API_KEY_USAGE_FLUSH_SECONDS)),
@@ -330,6 +331,8 @@ LEADBASE_EXPORT_CSV_COPY = env_bool("LEADBASE_EXPORT_CSV_COPY", True)
 # CSV import in the web UI: the largest upload (bytes) and the most data rows one file may hold.
 LEADBASE_IMPORT_MAX_BYTES = env_int("LEADBASE_IMPORT_MAX_BYTES", 5 * 1024 * 1024)
 LEADBASE_IMPORT_MAX_ROWS = env_int("LEADBASE_IMPORT_MAX_ROWS", 10_000)
+# Stored uploads and reports of CSV imports are deleted this long after the upload (daily task).
+LEADBASE_IMPORT_RETENTION_HOURS = env_int("LEADBASE_IMPORT_RETENTION_HOURS", 24)
 # Key of the suppression list's email hashes (§4.12, docs/privacy.md); empty: derived from SECRET_KEY.
 # Set it in production so rotating DJANGO_SECRET_KEY never touches the suppression list.
 LEADBASE_SUPPRESSION_KEY = env_str("LEADBASE_SUPPRESSION_KEY", "")

@@ -10,9 +10,12 @@ caller's account, so another account's import cannot be named, let alone read.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import datetime
 import io
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -453,3 +456,42 @@ def import_report_load(*, account: Account, import_id) -> ImportReport | None:
         return None
     with default_storage.open(f"{base}/report.json", "rb") as fh:
         return ImportReport.from_json(json.loads(fh.read()))
+
+
+def imports_purge(*, older_than: datetime.timedelta | None = None) -> int:
+    """Delete stored imports (upload, meta, report) uploaded longer ago than the retention
+    (`LEADBASE_IMPORT_RETENTION_HOURS`): the upload holds personal data nobody needs once the report
+    has been read. Returns how many imports were removed. Runs daily (Celery beat)."""
+    if older_than is None:
+        older_than = datetime.timedelta(hours=settings.LEADBASE_IMPORT_RETENTION_HOURS)
+    cutoff = timezone.now() - older_than
+    removed = 0
+    if not default_storage.exists("imports"):
+        return 0
+    account_dirs, _ = default_storage.listdir("imports")
+    for account_dir in account_dirs:
+        import_dirs, _ = default_storage.listdir(f"imports/{account_dir}")
+        for import_dir in import_dirs:
+            base = f"imports/{account_dir}/{import_dir}"
+            _, files = default_storage.listdir(base)
+            if not files:
+                _remove_empty_dir(base)
+                continue
+            try:
+                with default_storage.open(f"{base}/meta.json", "rb") as fh:
+                    uploaded = datetime.datetime.fromisoformat(json.loads(fh.read())["uploaded_at"])
+            except (OSError, ValueError, KeyError):
+                uploaded = None  # no readable meta: an interrupted upload, removed like an old one
+            if uploaded is not None and uploaded > cutoff:
+                continue
+            for name in files:
+                default_storage.delete(f"{base}/{name}")
+            _remove_empty_dir(base)
+            removed += 1
+    return removed
+
+
+def _remove_empty_dir(name: str) -> None:
+    """A file system storage keeps empty directories; object stores have none to remove."""
+    with contextlib.suppress(NotImplementedError, OSError):
+        os.rmdir(default_storage.path(name))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import exports
+from . import exports, imports
 
 RETRY_BASE_SECONDS = 30
 
@@ -24,3 +24,9 @@ def export_leads(self, account_id: int, job_id: str) -> None:
             return
         exports.export_job_requeue(job_id=job_id, error=exc)
         raise self.retry(exc=exc, countdown=RETRY_BASE_SECONDS * 2**retries) from exc
+
+
+@shared_task(name="leads.purge_imports")
+def purge_imports() -> int:
+    """Daily: drop stored CSV imports older than LEADBASE_IMPORT_RETENTION_HOURS."""
+    return imports.imports_purge()
