@@ -222,7 +222,8 @@ SPECTACULAR_SETTINGS = {
         "API-first lead database. Authenticate with an API key in `X-API-Key` or "
         "`Authorization: Bearer`, or with an OAuth 2.0 access token (authorization code + PKCE, see "
         "docs/oauth.md) in `Authorization: Bearer`. Every error is RFC 9457 problem details with a "
-        f"stable `code`. Request bodies are limited to {DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (413 `payload_too_large`), JSON integers to "
+        f"stable `code`. Request bodies are limited to {DATA_UPLOAD_MAX_MEMORY_SIZE} bytes "
+        "(413 `payload_too_large`), JSON integers to "
         "64 bits; field limits are in each schema (maxLength, maxItems, maxProperties) and in docs/security.md."
     ),
     "VERSION": "1.0.0",
