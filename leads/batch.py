@@ -34,6 +34,7 @@ from webhooks.models import EventType
 from webhooks.services import events_record, lead_changes
 
 from . import normalization as norm
+from .limits import MAX_BATCH_ITEMS  # noqa: F401  (re-exported: batch.MAX_BATCH_ITEMS)
 from .models import Lead, Note
 from .representation import lead_to_dict
 from .rules import (
@@ -49,8 +50,6 @@ from .rules import (
 )
 from .selectors import lead_queryset
 from .suppression import suppressed_emails
-
-MAX_BATCH_ITEMS = 500
 
 
 class DuplicateInBatch(ApplicationError):

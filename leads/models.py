@@ -11,6 +11,8 @@ from django.db.models import F, Q
 from core.keyset import nullable_sort_expressions
 from core.models import AccountScopedModel
 
+from .limits import NOTE_MAX_LENGTH
+
 
 class LeadStatus(models.TextChoices):
     NEW = "new", "New"
@@ -122,9 +124,6 @@ class LeadRank(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead_id}: {self.score}"
-
-
-NOTE_MAX_LENGTH = 10_000
 
 
 class Note(AccountScopedModel):

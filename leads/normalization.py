@@ -8,7 +8,6 @@ import phonenumbers
 import pycountry
 
 _ALPHA2 = frozenset(c.alpha_2 for c in pycountry.countries)
-MAX_TAG_LENGTH = 50
 _WS = re.compile(r"\s+")
 
 
