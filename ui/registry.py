@@ -42,4 +42,8 @@ UI_API_TWINS: dict[str, tuple[str, ...]] = {
     "ui:member-role": ("members_update",),
     "ui:member-remove": ("members_retrieve", "members_destroy"),
     "ui:account-usage": ("account_retrieve",),
+    # -- privacy: erase a lead, the suppression list --
+    "ui:lead-erase": ("leads_retrieve", "leads_erase"),  # the confirmation page shows the lead first
+    "ui:suppression-list": ("suppressions_list", "suppressions_create"),
+    "ui:suppression-lift": ("suppressions_retrieve", "suppressions_destroy"),
 }

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import account, api_keys, exports, imports, leads, members, oauth_apps, scoring, webhooks
+from .views import account, api_keys, exports, imports, leads, members, oauth_apps, privacy, scoring, webhooks
 
 app_name = "ui"
 
@@ -61,4 +61,12 @@ urlpatterns = [
     path("settings/members/<int:membership_id>/role/", members.MemberRoleView.as_view(), name="member-role"),
     path("settings/members/<int:membership_id>/remove/", members.MemberRemoveView.as_view(), name="member-remove"),
     path("settings/plan/", account.AccountUsageView.as_view(), name="account-usage"),
+    # -- privacy: erase a lead, the suppression list (ui/views/privacy.py) --
+    path("leads/<uuid:lead_id>/erase/", privacy.LeadEraseView.as_view(), name="lead-erase"),
+    path("settings/suppressions/", privacy.SuppressionListView.as_view(), name="suppression-list"),
+    path(
+        "settings/suppressions/<int:suppression_id>/lift/",
+        privacy.SuppressionLiftView.as_view(),
+        name="suppression-lift",
+    ),
 ]

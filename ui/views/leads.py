@@ -14,7 +14,7 @@ from django.views import View
 
 from accounts import selectors as account_selectors
 from accounts.scopes import LEADS_READ
-from core.errors import ApplicationError, DuplicateLead
+from core.errors import ApplicationError, DuplicateLead, Suppressed, field_error
 from leads import batch, selectors, services
 from leads.api.batch import validate_items
 from leads.api.notes import NoteInputSerializer
@@ -263,6 +263,8 @@ class LeadFormMixin:
         except DuplicateLead as exc:
             self.duplicate_of = exc.extra.get("existing_id")
             form.add_service_errors(exc.detail, exc.errors)
+        except Suppressed as exc:  # only an email is ever suppressed: say so next to that field
+            form.add_service_errors(exc.detail, [field_error("email", exc.detail, exc.code)])
         except ApplicationError as exc:
             form.add_service_errors(exc.detail, exc.errors)
         return None
