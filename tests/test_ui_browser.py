@@ -87,6 +87,7 @@ def test_bulk_tag_two_leads(page, account, owner):
 
 def test_create_and_revoke_an_api_key(page, account, owner):
     log_in(page, owner)
+    page.get_by_text("Settings", exact=True).click()  # the settings pages sit in the nav's Settings menu
     page.get_by_role("link", name="API keys").click()
     page.get_by_label("Name").fill("Zapier")
     page.get_by_label("leads:write", exact=False).check()

@@ -30,6 +30,7 @@ def actor(account, owner) -> Actor:
 def test_create_a_webhook_and_see_its_secret_once(page, account, owner, settings):
     settings.LEADBASE_WEBHOOKS_ALLOW_PRIVATE = False
     log_in(page, owner)
+    page.get_by_text("Settings", exact=True).click()  # the settings pages sit in the nav's Settings menu
     page.get_by_role("link", name="Webhooks").click()
     expect(page.get_by_role("heading", name="Webhooks")).to_be_visible()
     page.get_by_label("URL").fill("http://127.0.0.1:8000/hook")

@@ -73,6 +73,7 @@ def test_a_new_scoring_rule_changes_a_leads_score(page, account, owner):
     log_in(page, owner)
     page.goto(f"/leads/{lead.pk}/")
     expect(page.locator("#lead-score")).to_have_text("0")
+    page.get_by_text("Settings", exact=True).click()  # the settings pages sit in the nav's Settings menu
     page.get_by_role("link", name="Scoring rules").click()
     page.get_by_label("Name").fill("Decision makers")
     page.get_by_label("Lead field").fill("job_title")
@@ -96,7 +97,7 @@ def test_export_csv_and_download_the_file(page, account, owner):
     LeadFactory(account=account, email="bob@example.org", status="qualified", score=20)
     LeadFactory(account=account, email="cy@example.org", status="new", score=90)
     log_in(page, owner)
-    page.get_by_role("link", name="Export").click()
+    page.get_by_role("link", name="Export", exact=True).click()  # not the list's "Export these leads"
     page.get_by_label("Format").select_option("csv")
     page.get_by_label("Status").select_option("qualified")
     page.get_by_label("Sort").select_option("-score")
