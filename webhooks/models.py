@@ -24,6 +24,9 @@ class Event(AccountScopedModel):
     """One change, written in the same transaction as the change itself. The id orders the feed."""
 
     id = models.BigAutoField(primary_key=True)
+    # No index of its own: every index below leads with the account (event_acct_id_idx serves the
+    # foreign key), and each index is paid on every event, up to a million per rescoring.
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+", db_index=False)
     type = models.CharField(max_length=40, choices=EventType.choices)
     lead_id = models.UUIDField(null=True, blank=True)
     data = models.JSONField(default=dict)
