@@ -12,27 +12,23 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import time
 
 import requests
 
-from .common import DEFAULT_DB, bench_account, ensure_database, gunicorn, lead_payload, new_run_id, summarize
+from .common import bench_account, default_database_url, ensure_database, gunicorn, lead_payload, new_run_id, span
 from .generate import account_id, copy_leads
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", default=DEFAULT_DB)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--size", type=int, default=500)
-    args = parser.parse_args()
-
-    ensure_database(args.database_url)
-    key = bench_account(args.database_url)
-    acct = account_id(args.database_url, "bench")
+def run(database_url: str, *, slug: str = "bench", runs: int = 5, size: int = 500) -> list[str]:
+    """Each run: one batch, one COPY of the same size, `size` single creates; returns the markdown."""
+    ensure_database(database_url)
+    key = bench_account(database_url, slug)
+    acct = account_id(database_url, slug)
     rng = random.Random(7)
     batch_s, copy_s, single_s = [], [], []
-    with gunicorn(args.database_url) as base:
+    with gunicorn(database_url) as base:
         session = requests.Session()
         session.headers.update({"X-API-Key": key})
         # Warm up both paths (imports, connections) before measuring.
@@ -40,39 +36,50 @@ def main() -> None:
             f"{base}/api/v1/leads/batch", json={"leads": [lead_payload(rng, i, new_run_id()) for i in range(5)]}
         )
         session.post(f"{base}/api/v1/leads", json=lead_payload(rng, 0, new_run_id()))
-        for _ in range(args.runs):
-            leads = [lead_payload(rng, i, new_run_id()) for i in range(args.size)]
+        for _ in range(runs):
+            leads = [lead_payload(rng, i, new_run_id()) for i in range(size)]
             started = time.perf_counter()
             response = session.post(f"{base}/api/v1/leads/batch", json={"leads": leads})
             batch_s.append(time.perf_counter() - started)
             assert response.status_code == 207 and response.json()["summary"]["failed"] == 0, response.text[:500]
 
-            copy_s.append(copy_leads(args.database_url, acct, args.size, seed=rng.randint(0, 10**9)))
+            copy_s.append(copy_leads(database_url, acct, size, seed=rng.randint(0, 10**9)))
 
-            leads = [lead_payload(rng, i, new_run_id()) for i in range(args.size)]
+            leads = [lead_payload(rng, i, new_run_id()) for i in range(size)]
             started = time.perf_counter()
             for lead in leads:
                 response = session.post(f"{base}/api/v1/leads", json=lead)
                 assert response.status_code == 201, response.text[:500]
             single_s.append(time.perf_counter() - started)
 
-    b, c, s = summarize(batch_s), summarize(copy_s), summarize(single_s)
-    ms = lambda x: f"{x * 1000:,.1f}"  # noqa: E731
-    print(f"| path ({args.size} leads) | median ms | min–max ms | leads/s |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, row in (
-        ("POST /leads/batch (HTTP, gunicorn)", b),
-        ("psycopg COPY (floor)", c),
-        (f"{args.size} × POST /leads (HTTP, keep-alive)", s),
+    median = statistics.median
+    lines = [
+        f"{runs} runs; each writes {size} new leads three ways; median (min–max) of the runs.",
+        "",
+        f"| path ({size} leads) | ms | leads/s (median) |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, samples in (
+        ("POST /leads/batch (HTTP, gunicorn)", batch_s),
+        ("psycopg COPY (floor)", copy_s),
+        (f"{size} × POST /leads (HTTP, keep-alive)", single_s),
     ):
-        print(
-            f"| {name} | {ms(row['median'])} | {ms(row['min'])}–{ms(row['max'])} | {args.size / row['median']:,.0f} |"
-        )
-    print()
-    print(
-        f"batch vs single: {s['median'] / b['median']:.1f}× faster; "
-        f"batch vs COPY: {b['median'] / c['median']:.1f}× slower; runs: {args.runs}"
-    )
+        lines.append(f"| {name} | {span(samples, 1000)} | {size / median(samples):,.0f} |")
+    lines += [
+        "",
+        f"- batch vs {size} single creates: **{median(single_s) / median(batch_s):.1f}× faster** (target ≥ 20×); "
+        f"batch vs COPY: **{median(batch_s) / median(copy_s):.1f}× slower** (target within 15×).",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", default=default_database_url())
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--size", type=int, default=500)
+    args = parser.parse_args()
+    print("\n".join(run(args.database_url, runs=args.runs, size=args.size)))
 
 
 if __name__ == "__main__":

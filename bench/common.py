@@ -73,13 +73,19 @@ def lead_payload(rng: random.Random, n: int, run: str) -> dict:
     }
 
 
+def default_database_url() -> str:
+    """`BENCH_DATABASE_URL`, else the benchmark database on the local server (never the app's own)."""
+    return os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
+
+
 def django_env(database_url: str) -> dict:
     env = dict(os.environ)
     env.update(
         {
             "DATABASE_URL": database_url,
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # testserver: the in-process measurements go through django.test.Client.
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         }
     )
     # Production-like: Redis for the cache and the rate limiter.
@@ -131,9 +137,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(database_url: str, workers: int = 2, extra_env: dict | None = None, timeout: int = 120) -> Iterator[str]:
+def gunicorn(
+    database_url: str,
+    workers: int = 2,
+    extra_env: dict | None = None,
+    timeout: int = 120,
+    settings_module: str = "config.settings",
+) -> Iterator[str]:
     """Serve config.wsgi with gunicorn on a free port; yields the base URL. `timeout`: gunicorn's
-    worker timeout in seconds (a sync worker serving one long download must outlive it)."""
+    worker timeout in seconds (a sync worker serving one long download must outlive it);
+    `settings_module`: e.g. bench.bench_settings, which adds the bench-only bare views."""
     import requests
 
     port = free_port()
@@ -152,7 +165,7 @@ def gunicorn(database_url: str, workers: int = 2, extra_env: dict | None = None,
             "--timeout",
             str(timeout),
         ],
-        env={**django_env(database_url), **(extra_env or {})},
+        env={**django_env(database_url), "DJANGO_SETTINGS_MODULE": settings_module, **(extra_env or {})},
         cwd=ROOT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -160,9 +173,10 @@ def gunicorn(database_url: str, workers: int = 2, extra_env: dict | None = None,
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                requests.get(base + "/api/v1/schema/", timeout=2)
+                # A cheap page that spends no API budget (the schema takes seconds to generate).
+                requests.get(base + "/login/", timeout=10)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
         else:
             raise RuntimeError("gunicorn did not start")
@@ -178,3 +192,30 @@ def summarize(samples: list[float]) -> dict:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def span(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    """`median (min-max)` of per-run figures, as the results tables show them."""
+    return (
+        f"{statistics.median(values) * scale:,.{digits}f} "
+        f"({min(values) * scale:,.{digits}f}–{max(values) * scale:,.{digits}f})"
+    )
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def setup_django(database_url: str, settings_module: str = "config.settings") -> None:
+    """Configure Django in this process against the benchmark database and Redis (in-process figures)."""
+    os.environ.update(django_env(database_url))
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
+    os.environ.pop("CELERY_BROKER_URL", None)
+    import django
+
+    django.setup()

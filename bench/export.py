@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg
 import requests
 
-from .common import DEFAULT_DB, bench_account, ensure_database, gunicorn
+from .common import bench_account, default_database_url, ensure_database, gunicorn
 from .generate import account_id, copy_leads
 
 RAW_COLUMNS = (
@@ -171,52 +171,77 @@ def raw_copy(database_url: str, acct: int) -> Sample:
     return Sample(seconds, first_byte or seconds, size)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=DEFAULT_DB)
-    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated lead counts")
-    parser.add_argument("--formats", default="csv,csv-python,json,xlsx", help=f"of {', '.join(VARIANTS)}")
-    parser.add_argument("--runs", type=int, default=1, help="runs per measurement (medians are reported)")
-    args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    variants = [v.strip() for v in args.formats.split(",")]
-
-    ensure_database(args.database_url)
+def run(
+    database_url: str, *, targets: list[tuple[str, int | None]], runs: int = 1, variants: list[str] | None = None
+) -> list[str]:
+    """`targets`: (account slug, lead count) pairs; a count makes the account hold exactly that many
+    (generated or trimmed), None measures the account as it is. Returns the markdown table."""
+    variants = variants or ["csv", "csv-python", "json", "xlsx"]
+    ensure_database(database_url)
     results: dict[tuple[int, str], Result] = {}
-    for rows in sizes:
-        slug = f"bench-export-{rows}"
-        print(f"== {rows:,} leads (account {slug})")
-        acct = exact_account(args.database_url, slug, rows)
-        key = bench_account(args.database_url, slug)
-        for _ in range(args.runs):
-            results.setdefault((rows, "copy"), Result()).samples.append(raw_copy(args.database_url, acct))
+    sizes = []
+    for slug, wanted in targets:
+        if wanted is None:
+            key = bench_account(database_url, slug)
+            acct = account_id(database_url, slug)
+            with psycopg.connect(database_url) as conn:
+                rows = conn.execute("SELECT count(*) FROM leads_lead WHERE account_id = %s", (acct,)).fetchone()[0]
+        else:
+            rows = wanted
+            acct = exact_account(database_url, slug, rows)
+            key = bench_account(database_url, slug)
+        sizes.append(rows)
+        print(f"== export: {rows:,} leads (account {slug})", flush=True)
+        for _ in range(runs):
+            results.setdefault((rows, "copy"), Result()).samples.append(raw_copy(database_url, acct))
             for name in variants:
                 fmt, env = VARIANTS[name]
-                sample = http_export(args.database_url, key, fmt, env)
+                sample = http_export(database_url, key, fmt, env)
                 results.setdefault((rows, name), Result()).samples.append(sample)
                 print(
                     f"  {name:<10} {sample.seconds:8.2f} s  {rows / sample.seconds:>10,.0f} rows/s  "
-                    f"peak RSS {sample.peak_kb / 1024:7.1f} MB (before {sample.rss_before_kb / 1024:.1f} MB)"
+                    f"peak RSS {sample.peak_kb / 1024:7.1f} MB (before {sample.rss_before_kb / 1024:.1f} MB)",
+                    flush=True,
                 )
 
-    print()
-    print("| export | leads | seconds | rows/s | first byte s | MB out | worker RSS before → peak MB | vs COPY |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    lines = [
+        f"{runs} run(s) per measurement, medians; every HTTP export from a fresh gunicorn with one sync worker.",
+        "",
+        "| export | leads | seconds (min–max) | rows/s | first byte s | MB out | worker RSS before → peak MB "
+        "| vs COPY |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for rows in sizes:
         copy_seconds = results[(rows, "copy")].median("seconds")
         for name in ["copy", *variants]:
             result = results[(rows, name)]
             seconds = result.median("seconds")
+            every = [s.seconds for s in result.samples]
             label = "psycopg `COPY (SELECT …) TO STDOUT (FORMAT CSV)`" if name == "copy" else LABELS[name]
             memory = (
                 "—"
                 if name == "copy"
                 else f"{result.median('rss_before_kb') / 1024:,.0f} → {result.median('peak_kb') / 1024:,.0f}"
             )
-            print(
-                f"| {label} | {rows:,} | {seconds:,.2f} | {rows / seconds:,.0f} | {result.median('first_byte'):.2f} | "
-                f"{result.median('size_bytes') / 1e6:,.1f} | {memory} | {seconds / copy_seconds:,.1f}× |"
+            lines.append(
+                f"| {label} | {rows:,} | {seconds:,.2f} ({min(every):,.2f}–{max(every):,.2f}) | "
+                f"{rows / seconds:,.0f} | "
+                f"{result.median('first_byte'):.2f} | {result.median('size_bytes') / 1e6:,.1f} | {memory} | "
+                f"{seconds / copy_seconds:,.1f}× |"
             )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=default_database_url())
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated lead counts")
+    parser.add_argument("--formats", default="csv,csv-python,json,xlsx", help=f"of {', '.join(VARIANTS)}")
+    parser.add_argument("--runs", type=int, default=1, help="runs per measurement (medians are reported)")
+    args = parser.parse_args()
+    targets: list[tuple[str, int | None]] = [(f"bench-export-{s}", int(s)) for s in args.sizes.split(",")]
+    variants = [v.strip() for v in args.formats.split(",")]
+    print("\n".join(run(args.database_url, targets=targets, runs=args.runs, variants=variants)))
 
 
 if __name__ == "__main__":

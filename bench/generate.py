@@ -19,7 +19,6 @@ from .common import (
     CITIES,
     COMPANIES,
     COUNTRIES,
-    DEFAULT_DB,
     FIRST,
     LAST,
     SOURCES,
@@ -27,6 +26,7 @@ from .common import (
     TAGS,
     TITLES,
     bench_account,
+    default_database_url,
     ensure_database,
 )
 
@@ -108,7 +108,7 @@ def account_id(conninfo: str, slug: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", default=DEFAULT_DB)
+    parser.add_argument("--database-url", default=default_database_url())
     parser.add_argument("--account", default="bench")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)

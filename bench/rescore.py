@@ -23,7 +23,7 @@ import time
 
 import psycopg
 
-from .common import DEFAULT_DB, bench_account, django_env, ensure_database
+from .common import bench_account, default_database_url, ensure_database, setup_django
 from .generate import account_id, copy_leads
 
 ACCOUNT = "bench-score"
@@ -94,14 +94,6 @@ def update_floor(database_url: str, aid: int, rows: int, chunk: int) -> float:
     return seconds
 
 
-def setup_django(database_url: str) -> None:
-    os.environ.update(django_env(database_url))
-    os.environ.pop("CELERY_BROKER_URL", None)
-    import django
-
-    django.setup()
-
-
 def scored_events(account) -> int | None:
     from django.apps import apps
 
@@ -110,26 +102,27 @@ def scored_events(account) -> int | None:
     return apps.get_model("webhooks", "Event").objects.filter(account=account, type="lead.scored").count()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=DEFAULT_DB)
-    parser.add_argument("--account", default=ACCOUNT)
-    parser.add_argument("--rows", type=int, default=ROWS)
-    parser.add_argument("--chunk", type=int, default=None, help="RECALCULATION_CHUNK (default: the service's)")
-    args = parser.parse_args()
+def run(database_url: str, *, slug: str = ACCOUNT, rows: int | None = ROWS, chunk: int | None = None) -> list[str]:
+    """Three timed recalculations of the account (rows=None: the account as it is); the markdown table."""
+    ensure_database(database_url)
+    if rows is None:
+        bench_account(database_url, slug)
+        aid = account_id(database_url, slug)
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute("SELECT count(*) FROM leads_lead WHERE account_id = %s", (aid,)).fetchone()[0]
+        generated, copy_seconds = 0, 0.0
+    else:
+        aid, generated, copy_seconds = fill_account(database_url, slug, rows)
+    print(f"account {slug!r}: {rows:,} leads ({generated:,} generated now in {copy_seconds:.1f} s)", flush=True)
 
-    ensure_database(args.database_url)
-    aid, generated, copy_seconds = fill_account(args.database_url, args.account, args.rows)
-    print(f"account {args.account!r}: {args.rows:,} leads ({generated:,} generated now in {copy_seconds:.1f} s)")
-
-    setup_django(args.database_url)
+    setup_django(database_url)
     from accounts.models import Account
     from jobs.models import Job
     from scoring import services, tasks
     from scoring.models import ScoringRule
 
-    if args.chunk:
-        services.RECALCULATION_CHUNK = args.chunk
+    if chunk:
+        services.RECALCULATION_CHUNK = chunk
     account = Account.objects.get(pk=aid)
     # Rule changes enqueue a recalculation each; here the benchmark runs (and times) it itself.
     tasks.recalculate_account.delay = lambda *a, **k: None
@@ -137,7 +130,7 @@ def main() -> None:
         services.scoring_rule_delete(account=account, actor=None, rule_id=rule.pk)
     rules = [services.scoring_rule_create(account=account, actor=None, data=data)[0] for data in RULES]
     Job.objects.filter(account=account).delete()
-    make_stale(args.database_url, aid)
+    make_stale(database_url, aid)
 
     runs = []
     for label in ("every lead stale: all rewritten", "rules unchanged: none rewritten", "one rule's points changed"):
@@ -149,15 +142,15 @@ def main() -> None:
         result = services.account_rescore(account_id=aid, job_id=job.pk)
         seconds = time.perf_counter() - started
         job.refresh_from_db()
-        assert job.status == "succeeded" and job.progress_done == job.progress_total == args.rows, job
+        assert job.status == "succeeded" and job.progress_done == job.progress_total == rows, job
         events = None if events_before is None else scored_events(account) - events_before
         runs.append((label, result, seconds, events))
         print(f"  {label}: {result['changed']:,} of {result['leads']:,} changed in {seconds:.1f} s", flush=True)
 
     chunk = services.RECALCULATION_CHUNK
-    floor_rows = min(FLOOR_ROWS, args.rows)
-    floor = update_floor(args.database_url, aid, floor_rows, chunk)
-    with psycopg.connect(args.database_url) as conn:
+    floor_rows = min(FLOOR_ROWS, rows)
+    floor = update_floor(database_url, aid, floor_rows, chunk)
+    with psycopg.connect(database_url) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0].split()[0]
         shared_buffers = conn.execute("SHOW shared_buffers").fetchone()[0]
         max_wal = conn.execute("SHOW max_wal_size").fetchone()[0]
@@ -165,22 +158,32 @@ def main() -> None:
         scores = conn.execute(
             "SELECT min(score), round(avg(score), 1), max(score) FROM leads_lead WHERE account_id = %s", (aid,)
         ).fetchone()
-    print()
-    print(
-        f"account_rescore, {args.rows:,} leads, {len(RULES)} rules, chunks of {chunk:,}; PostgreSQL {version} "
+    lines = [
+        f"account_rescore, {rows:,} leads, {len(RULES)} rules, chunks of {chunk:,}; PostgreSQL {version} "
         f"(shared_buffers {shared_buffers}, max_wal_size {max_wal}), leads_lead with {indexes} indexes, "
-        f"{os.cpu_count()} cores; scores min/avg/max {scores[0]}/{scores[1]}/{scores[2]}"
-    )
-    print()
-    print("| run | leads | rows rewritten | lead.scored events | seconds | leads/s | ≥ 20,000 |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+        f"{os.cpu_count()} cores; scores min/avg/max {scores[0]}/{scores[1]}/{scores[2]}. One run each.",
+        "",
+        "| run | leads | rows rewritten | lead.scored events | seconds | leads/s | ≥ 20,000 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for label, result, seconds, events in runs:
         rate = result["leads"] / seconds
         shown = "n/a" if events is None else f"{events:,}"
-        print(f"| {label} | {result['leads']:,} | {result['changed']:,} | {shown} | {seconds:.1f} | {rate:,.0f} | "
-              f"{'met' if rate >= TARGET else '**missed**'} |")  # fmt: skip
-    print(f"| floor: plain UPDATE, no scoring (rolled back) | {floor_rows:,} | {floor_rows:,} | – | {floor:.1f} | "
-          f"{floor_rows / floor:,.0f} | – |")  # fmt: skip
+        lines.append(f"| {label} | {result['leads']:,} | {result['changed']:,} | {shown} | {seconds:.1f} | "
+                     f"{rate:,.0f} | {'met' if rate >= TARGET else '**missed**'} |")  # fmt: skip
+    lines.append(f"| floor: plain UPDATE, no scoring (rolled back) | {floor_rows:,} | {floor_rows:,} | – | "
+                 f"{floor:.1f} | {floor_rows / floor:,.0f} | – |")  # fmt: skip
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=default_database_url())
+    parser.add_argument("--account", default=ACCOUNT)
+    parser.add_argument("--rows", type=int, default=ROWS)
+    parser.add_argument("--chunk", type=int, default=None, help="RECALCULATION_CHUNK (default: the service's)")
+    args = parser.parse_args()
+    print("\n".join(run(args.database_url, slug=args.account, rows=args.rows, chunk=args.chunk)))
 
 
 if __name__ == "__main__":

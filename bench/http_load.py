@@ -1,0 +1,180 @@
+"""Load through gunicorn with wrk (issue 10): `GET /api/v1/leads/{id}` and `POST /api/v1/leads`
+beside a bare Django view returning the same JSON from the same gunicorn, in the same run.
+
+The server is one gunicorn (`--workers 2`, sync) started with `bench.bench_settings`: the project's
+settings and URLs plus `/bench/bare` (bench/bench_urls.py), which answers the bytes of a real
+`GET /api/v1/leads/{id}` response with no authentication, rate limit, database or serialization,
+through the same middleware. wrk (`/usr/bin/wrk`, Debian package `wrk`) drives each target for
+`--duration` seconds with `--connections` connections on 2 threads; targets alternate within each
+run so drift on the machine hits them alike. The account is a pro account whose request budget is
+lifted, so the limiter runs (one EVALSHA per request) but never refuses.
+
+    python -m bench.http_load --runs 5 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import requests
+
+from .common import bench_account, default_database_url, ensure_database, gunicorn, span
+
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+
+# Each thread gets an id so POST bodies are unique across threads and runs.
+LUA_COMMON = """
+local counter = 0
+local thread_id = 0
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  thread_id = tid or 0
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "non2xx": %d, "errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+LUA_GET = """
+wrk.method = "GET"
+wrk.headers["X-API-Key"] = "{key}"
+"""
+LUA_POST = """
+wrk.method = "POST"
+wrk.headers["X-API-Key"] = "{key}"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  counter = counter + 1
+  local body = string.format(
+    '{{"email": "load-{run}-%d-%d@wrk.example", "first_name": "Load", "last_name": "Test", '
+    .. '"company": "Acme GmbH", "job_title": "CTO", "tags": ["inbound"], "source": "wrk"}}',
+    thread_id, counter)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def wrk(url: str, script: Path, duration: int, connections: int) -> dict:
+    out = subprocess.run(
+        [WRK, "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("WRK_RESULT "))
+    result = json.loads(line.removeprefix("WRK_RESULT "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def run(
+    database_url: str, *, slug: str = "bench", runs: int = 5, duration: int = 10, connections: int = 8
+) -> list[str]:
+    ensure_database(database_url)
+    key = bench_account(database_url, slug)
+    work = Path(tempfile.mkdtemp(prefix="leadbase-wrk-"))
+    body_file = work / "lead.json"
+    results: dict[str, list[dict]] = {}
+    with gunicorn(
+        database_url,
+        workers=2,
+        settings_module="bench.bench_settings",
+        extra_env={"BENCH_BARE_BODY": str(body_file)},
+    ) as base:
+        session = requests.Session()
+        session.headers["X-API-Key"] = key
+        lead_id = session.get(f"{base}/api/v1/leads", params={"limit": 1}).json()["results"][0]["id"]
+        detail = session.get(f"{base}/api/v1/leads/{lead_id}")
+        assert detail.status_code == 200, detail.text[:300]
+        body_file.write_bytes(detail.content)
+        bare = session.get(f"{base}/bench/bare")
+        assert bare.status_code == 200 and bare.content == detail.content
+        get_script = work / "get.lua"
+        get_script.write_text(LUA_COMMON + LUA_GET.format(key=key))
+        targets = {
+            "GET /api/v1/leads/{id}": (f"{base}/api/v1/leads/{lead_id}", get_script),
+            "GET bare view (same JSON)": (f"{base}/bench/bare", get_script),
+        }
+        for r in range(-1, runs):  # run -1 warms up: workers' imports, connections, caches
+            post_script = work / f"post-{r}.lua"
+            post_script.write_text(LUA_COMMON + LUA_POST.format(key=key, run=f"{work.name[-6:]}x{r + 1}"))
+            targets["POST /api/v1/leads"] = (f"{base}/api/v1/leads", post_script)
+            targets["POST bare view (same JSON)"] = (f"{base}/bench/bare", post_script)
+            for name, (url, script) in targets.items():
+                result = wrk(url, script, 2 if r < 0 else duration, connections)
+                # Every POST creates a new lead (201): anything else is a benchmark bug, not a figure.
+                assert result["non2xx"] == 0, (name, result)
+                if r >= 0:
+                    results.setdefault(name, []).append(result)
+    shutil.rmtree(work, ignore_errors=True)
+    return report(results, runs, duration, connections)
+
+
+def report(results: dict[str, list[dict]], runs: int, duration: int, connections: int) -> list[str]:
+    lines = [
+        f"wrk, 2 threads, {connections} connections, {duration} s per target and run, {runs} runs (targets "
+        "alternate within a run); gunicorn with 2 sync workers; wrk, gunicorn, PostgreSQL and Redis share "
+        "the 2 cores. Median of the runs (min–max).",
+        "",
+        "| target | req/s | p50 ms | p99 ms | vs bare view (req/s) | socket errors / timeouts |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    bare = {"GET": "GET bare view (same JSON)", "POST": "POST bare view (same JSON)"}
+    for name, samples in results.items():
+        rps = [s["rps"] for s in samples]
+        reference = results[bare[name.split()[0]]]
+        ratio = statistics.median(rps) / statistics.median([s["rps"] for s in reference])
+        lines.append(
+            f"| {name} | {span(rps, digits=0)} | {span([s['p50_us'] for s in samples], 1e-3, 2)} | "
+            f"{span([s['p99_us'] for s in samples], 1e-3, 2)} | {ratio:.0%} | {sum(s['errors'] for s in samples)} |"
+        )
+    get = results["GET /api/v1/leads/{id}"]
+    ratio = statistics.median(s["rps"] for s in get) / statistics.median(
+        s["rps"] for s in results["GET bare view (same JSON)"]
+    )
+    p99 = statistics.median(s["p99_us"] for s in get) / 1000
+    lines += [
+        "",
+        f"- Target: GET /leads/{{id}} ≥ 40% of the bare view's req/s: {ratio:.0%} "
+        f"({'met' if ratio >= 0.4 else '**missed**'}); p99 under 50 ms at that load: {p99:.1f} ms "
+        f"({'met' if p99 < 50 else '**missed**'}).",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=default_database_url())
+    parser.add_argument("--account", default="bench")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    print(
+        "\n".join(
+            run(
+                args.database_url,
+                slug=args.account,
+                runs=args.runs,
+                duration=args.duration,
+                connections=args.connections,
+            )
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
