@@ -28,6 +28,7 @@ from core.errors import (
     NotFound,
     PlanLimitReached,
     Suppressed,
+    field_error,
 )
 from scoring.services import leads_apply_scores
 from webhooks.models import EventType
@@ -232,6 +233,11 @@ def leads_batch_create(
 SUPPRESSED_DETAIL = "This email is on the account's suppression list; an admin can lift it."
 
 
+def suppressed_error() -> Suppressed:
+    """409 suppressed, naming the email field so forms and clients can show it next to it."""
+    return Suppressed(SUPPRESSED_DETAIL, errors=[field_error("email", SUPPRESSED_DETAIL, "suppressed")])
+
+
 def _refuse_suppressed(account: Account, candidates: dict[int, dict[str, Any]], results: list) -> None:
     """Fail the items whose email the account suppressed (§4.12), whatever `on_duplicate` says: one
     query for the whole batch. Runs after `lock_identities`, so an erase of the same email that is
@@ -239,7 +245,7 @@ def _refuse_suppressed(account: Account, candidates: dict[int, dict[str, Any]], 
     emails = {v["email"] for v in candidates.values() if v.get("email")}
     suppressed = suppressed_emails(account=account, emails=emails) if emails else set()
     for index in [i for i, v in candidates.items() if v.get("email") in suppressed]:
-        results[index] = _fail(index, Suppressed(SUPPRESSED_DETAIL))
+        results[index] = _fail(index, suppressed_error())
         del candidates[index]
 
 
@@ -481,7 +487,7 @@ def _refuse_suppressed_changes(account, leads, wanted, touched, results) -> None
     suppressed = suppressed_emails(account=account, emails=set(new_email.values())) if new_email else set()
     for index, email in new_email.items():
         if email in suppressed:
-            results[index] = _fail(index, Suppressed(SUPPRESSED_DETAIL))
+            results[index] = _fail(index, suppressed_error())
 
 
 def _check_identity_changes(account, leads, wanted, touched, results) -> None:

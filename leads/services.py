@@ -23,7 +23,6 @@ from core.errors import (
     DuplicateLead,
     InvalidFilter,
     PreconditionFailed,
-    Suppressed,
     ValidationFailed,
     field_error,
 )
@@ -33,7 +32,7 @@ from webhooks.models import EventType
 from webhooks.services import events_erase_lead, events_record, lead_changes
 
 from . import normalization as norm
-from .batch import SUPPRESSED_DETAIL, leads_batch_create, lock_identities
+from .batch import leads_batch_create, lock_identities, suppressed_error
 from .exports import filters_to_params
 from .filtersets import LeadFilterSet
 from .models import NOTE_MAX_LENGTH, Lead, Note, Segment, Suppression, SuppressionReason
@@ -102,7 +101,7 @@ def lead_update(
         if not changed:
             return lead
         if "email" in changed and lead.email and suppressed_emails(account=account, emails=[lead.email]):
-            raise Suppressed(SUPPRESSED_DETAIL)
+            raise suppressed_error()
         require_identity({"email": lead.email, "phone": lead.phone, "external_id": lead.external_id})
         if SOFT_DUPLICATE_FIELDS & changed.keys():
             current = {f: getattr(lead, f) for f in SOFT_DUPLICATE_FIELDS}
