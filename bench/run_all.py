@@ -65,7 +65,7 @@ def run_section(name: str, args: argparse.Namespace) -> list[str]:
     if name == "batch":
         from . import batch_create
 
-        return batch_create.run(db, slug=MAIN, runs=runs)
+        return batch_create.run(db, slug=MAIN, runs=runs, singles=args.singles)
     if name == "ratelimit":
         from . import ratelimit
 
@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds of wrk per target and run")
     parser.add_argument("--events", type=int, default=2000, help="webhook events per fan-out measurement")
     parser.add_argument("--ratelimit-requests", type=int, default=2000)
+    parser.add_argument("--singles", type=int, default=100, help="single creates per batch-benchmark run")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated of {', '.join(SECTIONS)}")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.md"))
     parser.add_argument("--section", help=argparse.SUPPRESS)  # internal: run one section, write JSON
@@ -209,7 +210,7 @@ def main() -> None:
         child = [sys.executable, "-m", "bench.run_all", "--section", name, "--section-out", target]
         for flag in ("database_url", "redis_url", "runs", "heavy_runs", "depth", "duration", "events"):
             child += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        child += ["--ratelimit-requests", str(args.ratelimit_requests)]
+        child += ["--ratelimit-requests", str(args.ratelimit_requests), "--singles", str(args.singles)]
         result = subprocess.run(child, cwd=ROOT, check=False)
         minutes = (time.perf_counter() - section_started) / 60
         out += ["", f"## {SECTIONS[name]}", ""]
