@@ -234,6 +234,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "PREPROCESSING_HOOKS": ["core.schema.strip_trailing_slash"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.document_idempotency_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {"LeadStatusEnum": "leads.models.LeadStatus", "RoleEnum": "accounts.models.Role"},
 }
 

@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from .problems import PROBLEM_CONTENT_TYPE
 from .serializers import ProblemSerializer
 
 
@@ -31,10 +32,16 @@ def problem(description: str) -> OpenApiResponse:
     return OpenApiResponse(ProblemSerializer, description=description)
 
 
+def _problem_status(status: int) -> tuple[int, str]:
+    # Errors are served as application/problem+json (§4.6), and the schema says so: a (status, media
+    # type) key makes drf-spectacular document that media type instead of the renderer's JSON.
+    return (status, PROBLEM_CONTENT_TYPE)
+
+
 COMMON_ERRORS = {
-    401: problem("authentication_required / invalid_credentials"),
-    403: problem("insufficient_scope / permission_denied"),
-    429: problem("rate_limited"),
+    _problem_status(401): problem("authentication_required / invalid_credentials"),
+    _problem_status(403): problem("insufficient_scope / permission_denied"),
+    _problem_status(429): problem("rate_limited"),
 }
 
 
@@ -48,7 +55,7 @@ def errors(*statuses: int) -> dict:
     }
     out = dict(COMMON_ERRORS)
     for status in statuses:
-        out[status] = problem(descriptions.get(status, "error"))
+        out[_problem_status(status)] = problem(descriptions.get(status, "error"))
     return out
 
 
@@ -103,3 +110,32 @@ def list_envelope(serializer_class, name: str):
 def strip_trailing_slash(endpoints, **kwargs):
     """Routes accept an optional trailing slash (`/?$`); the schema lists the canonical path without it."""
     return [(path.rstrip("/") or "/", regex, method, callback) for path, regex, method, callback in endpoints]
+
+
+IDEMPOTENCY_ERRORS = {
+    "400": "invalid_parameter (a malformed Idempotency-Key)",
+    "409": "idempotency_key_in_progress",
+    "422": "idempotency_key_reused",
+}
+
+
+def document_idempotency_errors(result, **kwargs):
+    """Every operation that takes `Idempotency-Key` can answer these three problems (core/idempotency.py),
+    whatever its own `errors(...)` lists: added here once, so no view can forget one."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            headers = {p.get("name") for p in operation.get("parameters", []) if p.get("in") == "header"}
+            if "Idempotency-Key" not in headers:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, description in IDEMPOTENCY_ERRORS.items():
+                responses.setdefault(
+                    status,
+                    {
+                        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                        "description": description,
+                    },
+                )
+    return result

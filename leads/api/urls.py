@@ -14,7 +14,8 @@ urlpatterns = [
     re_path(r"^leads/batch/?$", LeadBatchView.as_view(), name="lead-batch"),
     re_path(r"^leads/export/?$", LeadExportView.as_view(), name="lead-export"),
     re_path(r"^exports/?$", ExportCreateView.as_view(), name="export-create"),
-    re_path(r"^leads/(?P<lead_id>[^/]+)/?$", LeadDetailView.as_view(), name="lead-detail"),
+    # A lead id is a UUID: with [^/]+ the schema documented GET/PUT/DELETE /leads/batch and /leads/export as a lead.
+    re_path(r"^leads/(?P<lead_id>[0-9a-fA-F-]{32,36})/?$", LeadDetailView.as_view(), name="lead-detail"),
     re_path(r"^leads/(?P<lead_id>[^/]+)/notes/?$", LeadNoteListView.as_view(), name="lead-notes"),
     re_path(r"^leads/(?P<lead_id>[^/]+)/activity/?$", LeadActivityView.as_view(), name="lead-activity"),
     re_path(r"^leads/(?P<lead_id>[^/]+)/erase/?$", LeadEraseView.as_view(), name="lead-erase"),
