@@ -20,6 +20,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import requests
@@ -27,6 +28,7 @@ import requests
 from .common import bench_account, default_database_url, ensure_database, gunicorn, span
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
+SETTLE_SECONDS = 3
 
 # Each thread gets an id so POST bodies are unique across threads and runs.
 LUA_COMMON = """
@@ -114,6 +116,9 @@ def run(
             targets["POST /api/v1/leads"] = (f"{base}/api/v1/leads", post_script)
             targets["POST bare view (same JSON)"] = (f"{base}/bench/bare", post_script)
             for name, (url, script) in targets.items():
+                # Requests still in flight when wrk stops (slow creates) would delay the next target's
+                # first ones: let the workers finish them first.
+                time.sleep(SETTLE_SECONDS)
                 result = wrk(url, script, 2 if r < 0 else duration, connections)
                 # Every POST creates a new lead (201): anything else is a benchmark bug, not a figure.
                 assert result["non2xx"] == 0, (name, result)
