@@ -422,10 +422,71 @@ def test_the_plan_page_shows_the_cap_the_count_and_the_budget_left(client, db, s
     usage = first.context["usage"]
     assert (usage["plan"], usage["lead_count"], usage["lead_limit"], usage["request_budget"]) == ("free", 3, 100, 100)
     assert '3 <span class="muted">of 100</span>' in html(first)
-    assert first.context["decision"].remaining == 99
-    assert client.get(PLAN).context["decision"].remaining == 98  # reading it counts, like GET /api/v1/account
+    assert first.context["decision"].remaining == 100
+    assert "100 <span class=\"muted\">left of 100</span>" in html(first)
+
+
+def test_refreshing_the_plan_page_spends_nothing_while_each_api_request_spends_one(
+    client, db, settings, make_client
+):
+    settings.LEADBASE_RATE_LIMIT_ENABLED = True
+    ratelimit.reset_limiter()
+    account = AccountFactory(plan="free")
+    client.force_login(MembershipFactory(account=account, role=Role.MEMBER).user)
+    api = make_client(account, scopes=["leads:read"])
+    shown = [client.get(PLAN).context["decision"].remaining for _ in range(5)]
+    assert shown == [100] * 5
+    # GET /api/v1/account is an API request: it spends one, and the page then shows what its header said.
+    response = api.get("/api/v1/account")
+    assert response.status_code == 200 and response["X-RateLimit-Remaining"] == "99"
+    assert [client.get(PLAN).context["decision"].remaining for _ in range(5)] == [99] * 5
+    assert api.get("/api/v1/account")["X-RateLimit-Remaining"] == "98"
+
+
+def test_the_plan_page_of_a_spent_budget_shows_zero_left_and_when_a_slot_frees(client, db, settings, make_client):
+    settings.LEADBASE_RATE_LIMIT_ENABLED = True
+    ratelimit.reset_limiter()
+    account = AccountFactory(plan="free", rate_limit_override=2)
+    client.force_login(MembershipFactory(account=account, role=Role.MEMBER).user)
+    api = make_client(account, scopes=["leads:read"])
+    assert [api.get("/api/v1/account").status_code for _ in range(3)] == [200, 200, 429]
+    response = client.get(PLAN)
+    assert response.status_code == 200  # the page still opens, and opening it refuses no one
+    decision = response.context["decision"]
+    assert (decision.remaining, decision.allowed) == (0, False)
+    assert 0 < decision.reset <= 600 and "leaves the window in" in html(response)
 
 
 def test_a_pro_account_has_no_lead_cap(owner_client, account):
     response = owner_client.get(PLAN)
     assert response.context["usage"]["lead_limit"] is None and "No lead cap" in html(response)
+
+
+# --- the pages that show a secret once --------------------------------------------------------------
+
+
+def test_every_page_showing_a_secret_is_made_by_the_one_no_store_helper(owner_client, hook, monkeypatch):
+    from ui.views import common
+
+    rendered = []
+    real_render = common.render
+    monkeypatch.setattr(
+        common,
+        "render",
+        lambda request, template, context: rendered.append(template) or real_render(request, template, context),
+    )
+    answers = [
+        owner_client.post("/settings/api-keys/", {"name": "CI", "scopes": ["leads:read"]}),
+        owner_client.post(
+            OAUTH_APPS, {"name": "Zap", "redirect_uris": "https://zap.example/cb", "client_type": "confidential"}
+        ),
+        owner_client.post(WEBHOOKS, {"url": PUBLIC_URL, "event_types": ["lead.created"]}),
+        owner_client.post(f"{WEBHOOKS}{hook.pk}/rotate-secret/", {"overlap_hours": "2"}),
+    ]
+    assert [(r.status_code, r["Cache-Control"]) for r in answers] == [(200, "no-store")] * 4
+    assert rendered == [
+        "ui/api_keys/created.html",
+        "ui/oauth_apps/created.html",
+        "ui/webhooks/secret.html",
+        "ui/webhooks/secret.html",
+    ]

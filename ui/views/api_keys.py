@@ -14,7 +14,7 @@ from core.errors import ApplicationError
 
 from ..context import UiMixin
 from ..forms import ApiKeyForm
-from .common import validated
+from .common import secret_page, validated
 
 
 class ApiKeyListView(UiMixin, View):
@@ -41,9 +41,7 @@ class ApiKeyListView(UiMixin, View):
                 form.add_service_errors(exc.detail, exc.errors)
             else:
                 messages.success(request, f"API key “{key.name}” created. Copy it now: it is not shown again.")
-                response = render(request, "ui/api_keys/created.html", {"key": key, "raw_key": raw})
-                response["Cache-Control"] = "no-store"
-                return response
+                return secret_page(request, "ui/api_keys/created.html", {"key": key, "raw_key": raw})
         return self._page(request, form)
 
 

@@ -1,7 +1,10 @@
-"""Helpers shared by the UI views: the API's input validation and a safe `next` redirect."""
+"""Helpers shared by the UI views: the API's input validation, a safe `next` redirect, and the page
+that shows a secret once."""
 
 from __future__ import annotations
 
+from django.http import HttpResponse
+from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
@@ -26,3 +29,12 @@ def safe_next(request, fallback: str) -> str:
     if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
         return target
     return fallback
+
+
+def secret_page(request, template: str, context: dict) -> HttpResponse:
+    """The answer that shows a secret (an API key, a client secret, a webhook signing secret) the one
+    time it is ever shown. `no-store`: neither the browser's cache nor its back button nor a proxy may
+    keep a copy of the page."""
+    response = render(request, template, context)
+    response["Cache-Control"] = "no-store"
+    return response

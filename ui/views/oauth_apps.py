@@ -15,7 +15,7 @@ from core.errors import ApplicationError
 
 from ..context import UiMixin
 from ..forms import OAuthAppForm
-from .common import validated
+from .common import secret_page, validated
 
 
 class OAuthAppListView(UiMixin, View):
@@ -41,9 +41,7 @@ class OAuthAppListView(UiMixin, View):
             else:
                 note = " Copy its client secret now: it is not shown again." if secret else ""
                 messages.success(request, f"OAuth app “{app.name}” registered.{note}")
-                response = render(request, "ui/oauth_apps/created.html", {"app": app, "client_secret": secret})
-                response["Cache-Control"] = "no-store"
-                return response
+                return secret_page(request, "ui/oauth_apps/created.html", {"app": app, "client_secret": secret})
         return self._page(request, form)
 
 

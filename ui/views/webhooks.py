@@ -15,17 +15,10 @@ from webhooks.models import WebhookSubscription
 
 from ..context import UiMixin
 from ..forms import RotateSecretForm, WebhookForm
-from .common import validated
+from .common import secret_page, validated
 
 # The API's delivery log shows the newest 50 by default (GET /webhooks/{id}/deliveries).
 DELIVERY_LOG_SIZE = 50
-
-
-def _secret_page(request, sub: WebhookSubscription, *, rotated: bool):
-    """The one page that shows a secret; never cached, never shown again."""
-    response = render(request, "ui/webhooks/secret.html", {"webhook": sub, "rotated": rotated})
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 class WebhookListView(UiMixin, View):
@@ -51,7 +44,7 @@ class WebhookListView(UiMixin, View):
                 form.add_service_errors(exc.detail, exc.errors)
             else:
                 messages.success(request, f"Webhook to {sub.url} created. Copy its secret now: it is not shown again.")
-                return _secret_page(request, sub, rotated=False)
+                return secret_page(request, "ui/webhooks/secret.html", {"webhook": sub, "rotated": False})
         return self._page(request, form)
 
 
@@ -134,7 +127,7 @@ class WebhookRotateSecretView(UiMixin, View):
             form.add_service_errors(exc.detail, exc.errors)
             return _detail_page(request, sub, WebhookForm(initial=_initial(sub)), rotate_form=form)
         messages.success(request, "New secret made. Copy it now: it is not shown again.")
-        return _secret_page(request, sub, rotated=True)
+        return secret_page(request, "ui/webhooks/secret.html", {"webhook": sub, "rotated": True})
 
 
 class WebhookTestView(UiMixin, View):
