@@ -24,11 +24,14 @@ from django.utils.crypto import salted_hmac
 
 from accounts.models import Account
 from core.errors import NotFound
+from core.keyset import Page, paginate, parse_sort
 
 from .models import Suppression
 from .normalization import normalize_email
 
 KEY_SALT = "leadbase.suppression.email.v1"
+# Newest first; `id` breaks ties (parse_sort appends it).
+SUPPRESSION_SORT = parse_sort(None, allowed={"created_at": False}, default="-created_at")
 
 
 def _secrets() -> list[str]:
@@ -75,6 +78,19 @@ def suppressed_emails(*, account: Account, emails: Iterable[str]) -> set[str]:
 
 def suppression_queryset(*, account: Account) -> QuerySet[Suppression]:
     return Suppression.objects.for_account(account)
+
+
+def suppression_page(*, account: Account, cursor: str | None, limit: int) -> Page:
+    """One page of the account's suppressions, newest first, after `cursor` (InvalidCursor when it is
+    tampered with or another list's). GET /suppressions and the UI's list both read through here, so a
+    cursor from one front door works in the other; the creator comes along for the UI's column."""
+    return paginate(
+        suppression_queryset(account=account).select_related("created_by"),
+        keys=SUPPRESSION_SORT,
+        limit=limit,
+        cursor=cursor,
+        scope=f"suppressions:{account.pk}",
+    )
 
 
 def suppression_find(*, account: Account, email: str) -> Suppression | None:

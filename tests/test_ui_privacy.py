@@ -237,6 +237,24 @@ def test_the_list_pages_on_the_apis_cursor(admin_client, account):
     assert seen == set(Suppression.objects.filter(account=account).values_list("pk", flat=True))
 
 
+def test_the_ui_and_the_api_page_through_one_selector_and_share_its_cursor(admin_client, account, make_client):
+    from leads import suppression
+
+    for n in range(53):
+        services.suppression_create(account=account, actor=None, email=f"person{n}@example.org")
+    api = make_client(account)
+    api_page = api.get("/api/v1/suppressions", {"limit": 50}).json()
+    ui_page = admin_client.get(SUPPRESSIONS).context["page"]
+    assert ui_page.next_cursor == api_page["next_cursor"] == suppression.suppression_page(
+        account=account, cursor=None, limit=50
+    ).next_cursor
+    # the API's cursor opens the UI's second page, and the UI's the API's
+    ui_second = admin_client.get(f"{SUPPRESSIONS}?cursor={api_page['next_cursor']}").context["page"]
+    api_second = api.get("/api/v1/suppressions", {"limit": 50, "cursor": ui_page.next_cursor}).json()
+    assert [e.pk for e in ui_second.items] == [r["id"] for r in api_second["results"]]
+    assert len(ui_second.items) == 3
+
+
 def test_a_tampered_cursor_is_explained_on_the_page(admin_client):
     response = admin_client.get(f"{SUPPRESSIONS}?cursor=not-a-cursor")
     assert response.status_code == 200 and response.context["error"].code == "invalid_cursor"

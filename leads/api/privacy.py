@@ -13,15 +13,14 @@ from accounts.scopes import ADMIN
 from core.api import AccountScopedAPIView
 from core.errors import InvalidParameter
 from core.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from core.keyset import paginate, parse_limit, parse_sort
+from core.keyset import parse_limit
 from core.schema import errors, list_envelope
 from core.serializers import StrictInputSerializer
 
 from .. import services
 from ..models import Suppression, SuppressionReason
-from ..suppression import suppression_get, suppression_queryset
+from ..suppression import suppression_get, suppression_page
 
-SUPPRESSION_SORT = parse_sort(None, allowed={"created_at": False}, default="-created_at")
 SUPPRESSION_LIST_KEYS = frozenset({"limit", "cursor"})
 MANUAL_REASONS = [SuppressionReason.REQUESTED, SuppressionReason.OTHER]
 
@@ -112,13 +111,7 @@ class SuppressionListView(AccountScopedAPIView):
             default=settings.LEADBASE_LIST_DEFAULT_LIMIT,
             maximum=settings.LEADBASE_LIST_MAX_LIMIT,
         )
-        page = paginate(
-            suppression_queryset(account=self.account),
-            keys=SUPPRESSION_SORT,
-            limit=limit,
-            cursor=request.query_params.get("cursor") or None,
-            scope=f"suppressions:{self.account.pk}",
-        )
+        page = suppression_page(account=self.account, cursor=request.query_params.get("cursor") or None, limit=limit)
         return Response(
             {
                 "results": SuppressionSerializer(page.items, many=True).data,

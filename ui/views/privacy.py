@@ -15,11 +15,10 @@ from django.views import View
 
 from accounts.scopes import ADMIN
 from core.errors import ApplicationError
-from core.keyset import paginate
 from leads import selectors, services
-from leads.api.privacy import MANUAL_REASONS, SUPPRESSION_SORT, SuppressionCreateSerializer
+from leads.api.privacy import MANUAL_REASONS, SuppressionCreateSerializer
 from leads.models import SuppressionReason
-from leads.suppression import suppression_get, suppression_queryset
+from leads.suppression import suppression_get, suppression_page
 
 from ..context import UiMixin
 from ..forms import ServiceErrorsMixin
@@ -86,13 +85,7 @@ class SuppressionListView(UiMixin, View):
         cursor = request.GET.get("cursor") or None
         page, error = None, None
         try:
-            page = paginate(
-                suppression_queryset(account=self.account).select_related("created_by"),
-                keys=SUPPRESSION_SORT,
-                limit=SUPPRESSIONS_PAGE_SIZE,
-                cursor=cursor,
-                scope=f"suppressions:{self.account.pk}",  # the API's scope: one cursor for both doors
-            )
+            page = suppression_page(account=self.account, cursor=cursor, limit=SUPPRESSIONS_PAGE_SIZE)
         except ApplicationError as exc:  # a tampered or foreign cursor: say so, like the lead list
             error = exc
         context = {"page": page, "error": error, "form": form, "cursor": cursor, "hash_prefix": HASH_PREFIX}
