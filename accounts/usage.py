@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import threading
 import time
 
 from django.conf import settings
 from django.db.models import Case, DateTimeField, F, GenericIPAddressField, Q, Value, When
 
+from core.redis_breaker import RedisBreaker
+
 from .models import ApiKey
 
 logger = logging.getLogger("leadbase.api_key_usage")
-
-FAILURE_LOG_INTERVAL = 60.0
-RETRY_AFTER_FAILURE = 5.0
 # Pending uses nobody flushes (no beat running) expire from Redis after this long.
 PENDING_TTL_SECONDS = 7 * 24 * 3600
 
@@ -97,8 +95,7 @@ class UsageRecorder:
         )
         self._record = self._client.register_script(RECORD_LUA)
         self._take = self._client.register_script(TAKE_LUA)
-        self._down_until = 0.0
-        self._last_log = -math.inf
+        self.breaker = RedisBreaker(logger=logger, what="API key usage", fallback="writing each use directly")
 
     @property
     def namespace(self) -> str:
@@ -108,24 +105,20 @@ class UsageRecorder:
         ns = self.namespace
         return f"{ns}:pending:{prefix}", f"{ns}:dirty"
 
-    def _failed(self, exc: Exception) -> None:
-        self._down_until = time.monotonic() + RETRY_AFTER_FAILURE
-        if time.monotonic() - self._last_log >= FAILURE_LOG_INTERVAL:
-            self._last_log = time.monotonic()
-            logger.error("API key usage: Redis unavailable (%s); writing each use directly", type(exc).__name__)
-
     def record(self, key: ApiKey, ip: str | None) -> None:
         import redis
 
-        if time.monotonic() >= self._down_until:
+        if self.breaker.available():
             pending, dirty = self._keys(key.prefix)
             try:
                 self._record(
                     keys=[pending, dirty], args=[time.time_ns() // 1000, ip or "", PENDING_TTL_SECONDS, key.prefix]
                 )
-                return
             except redis.RedisError as exc:  # Redis down: count this use in the row itself
-                self._failed(exc)
+                self.breaker.failed(exc)
+            else:
+                self.breaker.succeeded()
+                return
         record_use_now(key, ip)
 
     def flush(self, prefix: str) -> int:

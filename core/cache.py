@@ -3,7 +3,8 @@
 The cache holds only short-lived counters (the login form's django-ratelimit windows). Django's
 RedisCache raises on every call while Redis is unreachable, which turned each login into a 500.
 This backend answers from a per-process memory cache instead, logs the outage (at most once a
-minute per process) and tries Redis again every few seconds: the same trade as the API limiter
+minute per process) and tries Redis again every few seconds, through the breaker it shares with the
+API limiter and the key usage recorder (core/redis_breaker.py): the same trade as the API limiter
 (core/ratelimit.py), availability first, limits still enforced per process meanwhile.
 """
 
@@ -11,17 +12,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
-import time
 
 import redis
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 
+from .redis_breaker import RedisBreaker
+
 logger = logging.getLogger("leadbase.cache")
 
-FAILURE_LOG_INTERVAL = 60.0
-RETRY_AFTER_FAILURE = 5.0
 # Fail fast: a hung Redis must not hold a login request for long.
 DEFAULT_SOCKET_TIMEOUT = 0.5
 
@@ -35,15 +34,7 @@ class ResilientRedisCache(RedisCache):
         options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
         super().__init__(server, {**params, "OPTIONS": options})
         self._fallback = LocMemCache(f"resilient-fallback-{id(self)}", {"TIMEOUT": params.get("TIMEOUT", 300)})
-        self._down_until = 0.0
-        self._last_log = -math.inf  # time.monotonic() counts from boot: 0.0 could hide the first failure
-
-    def _failed(self, exc: Exception) -> None:
-        now = time.monotonic()
-        self._down_until = now + RETRY_AFTER_FAILURE
-        if now - self._last_log >= FAILURE_LOG_INTERVAL:
-            self._last_log = now
-            logger.error("cache: Redis unavailable (%s); using a per-process memory cache", type(exc).__name__)
+        self.breaker = RedisBreaker(logger=logger, what="cache", fallback="using a per-process memory cache")
 
 
 def _resilient(name: str):
@@ -52,11 +43,14 @@ def _resilient(name: str):
 
     @functools.wraps(redis_method)
     def method(self, *args, **kwargs):
-        if time.monotonic() >= self._down_until:
+        if self.breaker.available():
             try:
-                return redis_method(self, *args, **kwargs)
+                result = redis_method(self, *args, **kwargs)
             except redis.RedisError as exc:
-                self._failed(exc)
+                self.breaker.failed(exc)
+            else:
+                self.breaker.succeeded()
+                return result
         return fallback_method(self._fallback, *args, **kwargs)
 
     return method

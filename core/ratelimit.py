@@ -7,11 +7,14 @@ processes and hosts. The script takes the time from Redis itself unless a clock 
 Embedded mode (no REDIS_URL): the same algorithm in process memory under a lock. It is exact for
 one process only, which is what the embedded mode runs.
 
-Redis unreachable: we serve and log (at most once per `FAILURE_LOG_INTERVAL` per process) and each
+Redis unreachable: we serve and log (at most once a minute per process) and each
 process falls back to its own in-memory window with the same budget, so an outage can neither take
 the API down nor lift limits altogether; with N processes the effective budget is then up to
-N x the plan's. After a failure Redis is retried every `RETRY_AFTER_FAILURE` seconds, not on every
-request, so requests are not slowed by connection timeouts during the outage.
+N x the plan's. After a failure Redis is retried every 5 seconds, not on every
+request, so requests are not slowed by connection timeouts during the outage (core/redis_breaker.py).
+
+`peek` reads a window without spending from it (the plan page shows the budget left that way): on
+Redis one read-only script (ZCOUNT over the window and its oldest entry), in memory the same count.
 """
 
 from __future__ import annotations
@@ -27,10 +30,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-logger = logging.getLogger("leadbase.ratelimit")
+from .redis_breaker import RedisBreaker
 
-FAILURE_LOG_INTERVAL = 60.0
-RETRY_AFTER_FAILURE = 5.0
+logger = logging.getLogger("leadbase.ratelimit")
 
 # KEYS[1] = window key; ARGV = window_us, limit, member, now_us (or "" to use Redis TIME)
 SLIDING_WINDOW_LUA = """
@@ -58,6 +60,30 @@ if oldest[2] then
   reset = tonumber(oldest[2]) + window - now
 end
 return {allowed, count, reset}
+"""
+
+# The same window read without writing: nothing trimmed, added or expired. KEYS[1] = window key;
+# ARGV = window_us, now_us (or "" to use Redis TIME). Returns {count, reset_us}. Entries at or before
+# now - window are the ones the hit script would trim, so they are left out; times are whole
+# microseconds, so "after now - window" is "from now - window + 1" (a number argument, which Redis
+# passes on exactly, where a Lua string of it would be rounded to 14 digits).
+PEEK_LUA = """
+local now
+if ARGV[2] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[2])
+end
+local window = tonumber(ARGV[1])
+local floor = now - window + 1
+local count = redis.call('ZCOUNT', KEYS[1], floor, '+inf')
+local reset = 0
+local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], floor, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if oldest[2] then
+  reset = tonumber(oldest[2]) + window - now
+end
+return {count, reset}
 """
 
 
@@ -126,6 +152,16 @@ class MemoryWindow:
                     del self._logs[idle]
             return _decision(allowed, len(log), reset_us, limit, window, policy)
 
+    def peek(self, key: str, limit: int, window: int, policy: str) -> Decision:
+        """The budget as the next request would find it, without spending from it or trimming the log."""
+        window_us = window * 1_000_000
+        with self._lock:
+            now = self._clock()
+            log = self._logs.get(key, ())
+            counted = [t for t in log if t > now - window_us]
+            reset_us = (counted[0] + window_us - now) if counted else 0
+            return _decision(len(counted) < limit, len(counted), reset_us, limit, window, policy)
+
 
 class RedisWindow:
     """The sliding-window log in a Redis sorted set, one EVALSHA per request."""
@@ -137,42 +173,54 @@ class RedisWindow:
             url, socket_connect_timeout=0.25, socket_timeout=0.25, health_check_interval=30
         )
         self._script = self._client.register_script(SLIDING_WINDOW_LUA)
+        self._peek = self._client.register_script(PEEK_LUA)
         self._clock = clock
 
+    def _now(self) -> str:
+        return "" if self._clock is None else str(self._clock())
+
     def hit(self, key: str, limit: int, window: int, policy: str) -> Decision:
-        now = "" if self._clock is None else str(self._clock())
         member = uuid.uuid4().hex
-        allowed, count, reset_us = self._script(keys=[key], args=[window * 1_000_000, limit, member, now])
+        allowed, count, reset_us = self._script(keys=[key], args=[window * 1_000_000, limit, member, self._now()])
         return _decision(bool(allowed), int(count), int(reset_us), limit, window, policy)
+
+    def peek(self, key: str, limit: int, window: int, policy: str) -> Decision:
+        """The budget as the next request would find it: one read-only script, nothing written."""
+        count, reset_us = self._peek(keys=[key], args=[window * 1_000_000, self._now()])
+        return _decision(int(count) < limit, int(count), int(reset_us), limit, window, policy)
 
 
 class RateLimiter:
-    """Front door used by the API (and later MCP): `hit(identity, limit)` -> Decision."""
+    """Front door used by the API and MCP: `hit(identity, limit)` spends, `peek(identity, limit)` only reads."""
 
     def __init__(self, *, redis_url: str | None, prefix: str, window: int, clock: Callable[[], int] | None = None):
         self.prefix = prefix
         self.window = window
         self.primary = RedisWindow(redis_url, clock) if redis_url else None
         self.fallback = MemoryWindow(clock)
-        self._down_until = 0.0
-        # Not 0.0: time.monotonic() counts from boot, so a process started in the host's first
-        # minute would otherwise not log its first Redis failure.
-        self._last_log = -math.inf
+        self.breaker = RedisBreaker(
+            logger=logger, what="rate limiter", fallback="enforcing per-process fallback limits"
+        )
+
+    def _decide(self, operation: str, identity: str, limit: int, policy: str) -> Decision:
+        key = f"{self.prefix}:{identity}"
+        if self.primary is not None and self.breaker.available():
+            try:
+                decision = getattr(self.primary, operation)(key, limit, self.window, policy)
+            except Exception as exc:  # any Redis failure: serve, log, fall back
+                self.breaker.failed(exc)
+            else:
+                self.breaker.succeeded()
+                return decision
+        return getattr(self.fallback, operation)(key, limit, self.window, policy)
 
     def hit(self, identity: str, limit: int, policy: str) -> Decision:
-        key = f"{self.prefix}:{identity}"
-        if self.primary is not None and time.monotonic() >= self._down_until:
-            try:
-                return self.primary.hit(key, limit, self.window, policy)
-            except Exception as exc:  # any Redis failure: serve, log, fall back
-                self._down_until = time.monotonic() + RETRY_AFTER_FAILURE
-                if time.monotonic() - self._last_log >= FAILURE_LOG_INTERVAL:
-                    self._last_log = time.monotonic()
-                    logger.error(
-                        "rate limiter: Redis unavailable (%s); enforcing per-process fallback limits",
-                        type(exc).__name__,
-                    )
-        return self.fallback.hit(key, limit, self.window, policy)
+        """Spend one request of `identity`'s budget, or refuse it when the window is full."""
+        return self._decide("hit", identity, limit, policy)
+
+    def peek(self, identity: str, limit: int, policy: str) -> Decision:
+        """What `identity`'s budget holds now, without spending from it (`allowed`: would a request pass)."""
+        return self._decide("peek", identity, limit, policy)
 
 
 _limiter: RateLimiter | None = None
@@ -199,7 +247,13 @@ def reset_limiter() -> None:
 
 
 def hit_account(account) -> Decision:
+    """Spend one request of the account's budget (every API and MCP request does)."""
     return get_limiter().hit(f"account:{account.pk}", account.request_budget, "account")
+
+
+def peek_account(account) -> Decision:
+    """The account's budget as its next request would find it, spending nothing (the plan page)."""
+    return get_limiter().peek(f"account:{account.pk}", account.request_budget, "account")
 
 
 def hit_ip(ip: str | None) -> Decision:

@@ -42,6 +42,7 @@ from .rules import (
     SOFT_DUPLICATE_FIELDS,
     SoftDuplicateIndex,
     apply_changes,
+    check_lead_size,
     find_other_identity_holder,
     identity_index,
     identity_match,
@@ -331,7 +332,11 @@ def _resolve_matches(account, actor, matched: dict[int, Lead], candidates, resul
     fields: set[str] = set()
     now = timezone.now()
     for index, (lead, values) in to_update.items():
-        changed = apply_changes(lead, values, merge=True)
+        try:
+            changed = apply_changes(lead, values, merge=True)
+        except ApplicationError as exc:  # the merged lead would exceed a per-lead cap
+            results[index] = _fail(index, exc)
+            continue
         if changed:
             if SOFT_DUPLICATE_FIELDS & changed.keys():
                 lead.possible_duplicate_of_id = soft.find(
@@ -425,6 +430,7 @@ def leads_batch_update(
                     tags = [t for t in tags if t not in removed]
                 if "tags" in values or item.get("add_tags") or item.get("remove_tags"):
                     values["tags"] = tags
+                check_lead_size(values)
                 require_identity(
                     {
                         "email": values.get("email", lead.email),

@@ -112,8 +112,10 @@ class LeadRank(models.Model):
 
     A rescoring rewrites score, breakdown, scored_at and version of many leads at once. If `score`
     were indexed on the lead row, every rewritten lead would insert into all of that table's indexes
-    (~20, five of them GIN); with the score index here, the lead row's update is heap-only (HOT, the
-    table keeps free space per page for it) and only this table's two small indexes move.
+    (~20, five of them GIN); with the score index here, the lead row's update can be heap-only (HOT)
+    wherever its page has room, which the table's fillfactor keeps free (a large account's chunk
+    touches about one lead per page; a small account's single chunk may fill a page and fall back to
+    ordinary updates), and only this table's two small indexes move.
 
     Never written by application code: database triggers (migration 0006) insert a row with each new
     lead, copy `score` whenever a statement changes it, and the foreign key cascades deletes, so it is

@@ -12,6 +12,7 @@ from accounts.models import Account, Membership
 from core.errors import ValidationFailed, field_error
 
 from . import normalization as norm
+from .limits import MAX_CUSTOM_FIELDS, MAX_TAGS
 from .models import Lead
 from .selectors import lead_queryset
 
@@ -163,6 +164,22 @@ class SoftDuplicateIndex:
             self.by_names.setdefault(key, pk)
 
 
+def check_lead_size(values: dict[str, Any]) -> None:
+    """The per-lead caps (leads/limits.py) on what a merge or `add_tags` produces, not only on what one
+    request sends: tags and custom fields only grow by merging, so they are checked on the result."""
+    tags, custom = values.get("tags"), values.get("custom_fields")
+    if tags is not None and len(tags) > MAX_TAGS:
+        raise ValidationFailed(
+            f"A lead has at most {MAX_TAGS} tags; this change would give it {len(tags)}.",
+            errors=[field_error("tags", f"At most {MAX_TAGS} tags per lead.", "max_length")],
+        )
+    if custom is not None and len(custom) > MAX_CUSTOM_FIELDS:
+        raise ValidationFailed(
+            f"A lead has at most {MAX_CUSTOM_FIELDS} custom fields; this change would give it {len(custom)}.",
+            errors=[field_error("custom_fields", f"At most {MAX_CUSTOM_FIELDS} keys per lead.", "max_length")],
+        )
+
+
 def apply_changes(lead: Lead, values: dict[str, Any], *, merge: bool = False) -> dict[str, tuple[Any, Any]]:
     """Set the values that differ on `lead`; returns {field: (before, after)} of what changed.
     With `merge`, tags are added and custom fields merged instead of replaced."""
@@ -171,6 +188,7 @@ def apply_changes(lead: Lead, values: dict[str, Any], *, merge: bool = False) ->
             values = {**values, "tags": norm.normalize_tags([*lead.tags, *values["tags"]])}
         if "custom_fields" in values:
             values = {**values, "custom_fields": {**lead.custom_fields, **values["custom_fields"]}}
+    check_lead_size(values)
     changed = {name: (getattr(lead, name), value) for name, value in values.items() if getattr(lead, name) != value}
     for name, (_, after) in changed.items():
         setattr(lead, name, after)

@@ -143,30 +143,34 @@ def _rescore_chunk(account: Account, chunk, score, breakdown) -> int:
     return len(before)
 
 
-# One statement per chunk: the chunk's leads whose score or breakdown would change are updated,
-# with the rules evaluated in the UPDATE against the row it writes (a concurrent edit of the lead is
-# scored as it now is); the update is heap-only, as the lead row has no index on what changes (see
-# leads.models.LeadRank). A lead.scored event for each lead whose score changed is inserted from the
-# UPDATE's RETURNING, in id order, with the payload `announce_scores` writes, under the feed lock.
+# Two statements per chunk, rows locked before the feed lock as on every other write path (a lead
+# write locks its row, then takes the account's feed lock to append its event; the reverse order
+# would deadlock with it).
+# 1. `candidates` are the chunk's leads whose score or breakdown would change (evaluated once, on the
+#    chunk's id range); the UPDATE finds them by primary key (`= ANY(ARRAY(...))` keeps the planner on
+#    the index) and evaluates the rules again against the row it writes, so a lead edited meanwhile is
+#    scored as it now is. The lead row has no index on what changes (leads.models.LeadRank), so the
+#    update is heap-only wherever the page has room.
+# 2. Under the feed lock, a lead.scored event for each lead whose score changed, in id order, with the
+#    payload `announce_scores` writes, read from the rows just written (still locked by us).
 RESCORE_CHUNK_SQL = """
-WITH chunk AS ({chunk}),
-changed AS (
-    UPDATE leads_lead
-       SET score = {score}, score_breakdown = {breakdown}, scored_at = %s, version = leads_lead.version + 1
-      FROM chunk
-     WHERE leads_lead.id = chunk.id AND NOT (leads_lead.score = {score} AND leads_lead.score_breakdown = {breakdown})
- RETURNING leads_lead.id, chunk.score AS previous_score, leads_lead.score, leads_lead.score_breakdown
-),
-events AS (
-    INSERT INTO webhooks_event (account_id, type, lead_id, data, created_at)
-    SELECT %s, %s, id, jsonb_build_object(
-               'lead_id', id::text, 'previous_score', previous_score,
-               'score', score, 'score_breakdown', score_breakdown),
-           %s
-      FROM changed WHERE previous_score <> score ORDER BY id
- RETURNING id
-)
-SELECT (SELECT count(*) FROM changed), COALESCE((SELECT array_agg(id ORDER BY id) FROM events), '{{}}')
+WITH candidates AS ({candidates})
+UPDATE leads_lead
+   SET score = {score}, score_breakdown = {breakdown}, scored_at = %s, version = leads_lead.version + 1
+  FROM candidates
+ WHERE leads_lead.id = ANY(ARRAY(SELECT id FROM candidates)) AND leads_lead.id = candidates.id
+RETURNING leads_lead.id, candidates.score, leads_lead.score
+"""
+SCORED_EVENTS_SQL = """
+INSERT INTO webhooks_event (account_id, type, lead_id, data, created_at)
+SELECT %s, %s, lead.id, jsonb_build_object(
+           'lead_id', lead.id::text, 'previous_score', changed.previous_score,
+           'score', lead.score, 'score_breakdown', lead.score_breakdown),
+       %s
+  FROM unnest(%s::uuid[], %s::integer[]) AS changed (id, previous_score)
+  JOIN leads_lead AS lead ON lead.id = changed.id
+ ORDER BY lead.id
+RETURNING id
 """
 
 
@@ -178,24 +182,25 @@ def _compiled(expression, query) -> tuple[str, list]:
 
 
 def _rescore_chunk_postgres(account: Account, chunk, score, breakdown) -> int:
-    chunk_sql, chunk_params = chunk.order_by().values("id", "score").query.sql_with_params()
+    candidates = chunk.exclude(score=score, score_breakdown=breakdown).order_by().values("id", "score")
+    candidates_sql, candidates_params = candidates.query.sql_with_params()
     query = Lead.objects.all().query
     score_sql, score_params = _compiled(score, query)
     breakdown_sql, breakdown_params = _compiled(breakdown, query)
-    sql = RESCORE_CHUNK_SQL.format(chunk=chunk_sql, score=score_sql, breakdown=breakdown_sql)
-    # Parameters in the order their placeholders appear in the statement.
-    params = [
-        *chunk_params,
-        *score_params, *breakdown_params, timezone.now(),
-        *score_params, *breakdown_params,
-        account.pk, EventType.LEAD_SCORED, timezone.now(),
-    ]  # fmt: skip
+    sql = RESCORE_CHUNK_SQL.format(candidates=candidates_sql, score=score_sql, breakdown=breakdown_sql)
+    now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        events_feed_lock(account_id=account.pk)
-        cursor.execute(sql, params)
-        changed, event_ids = cursor.fetchone()
-        events_fan_out(account=account, type=EventType.LEAD_SCORED, event_ids=event_ids)
-    return changed
+        # Parameters in the order their placeholders appear in the statement.
+        cursor.execute(sql, [*candidates_params, *score_params, *breakdown_params, now])
+        rows = cursor.fetchall()
+        scored = sorted((pk, previous) for pk, previous, new in rows if previous != new)
+        if scored:
+            events_feed_lock(account_id=account.pk)
+            ids, previous = zip(*scored, strict=True)
+            cursor.execute(SCORED_EVENTS_SQL, [account.pk, EventType.LEAD_SCORED, now, list(ids), list(previous)])
+            event_ids = [row[0] for row in cursor.fetchall()]
+            events_fan_out(account=account, type=EventType.LEAD_SCORED, event_ids=event_ids)
+    return len(rows)
 
 
 def recalculation_enqueue(*, account: Account, actor: Actor | None, params: dict | None = None) -> Job:

@@ -9,15 +9,19 @@ rescoring changes.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from accounts.models import Account
 from leads.models import Lead, LeadRank
 from leads.ranking import ensure_rank_triggers
 from scoring import services
 from scoring.models import ScoringRule
-from webhooks.models import Event, WebhookDelivery, WebhookSubscription
+from webhooks.models import Event, EventType, WebhookDelivery, WebhookSubscription
+from webhooks.services import events_record
 
 from .factories import LeadFactory
 
@@ -157,17 +161,6 @@ def test_no_index_of_the_lead_table_covers_a_column_a_rescoring_writes():
     assert any(option.startswith("fillfactor=") and int(option.split("=")[1]) < 100 for option in options or [])
 
 
-@pytest.mark.postgres
-def test_a_rescoring_chunk_updates_the_lead_rows_heap_only(account):
-    LeadFactory.create_batch(20, account=account, country="DE")
-    add_rule(account, field="country", value="DE", points=10)
-    services.account_rescore(account_id=account.pk)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'leads_lead'")
-        updated, hot = cursor.fetchone()
-    assert updated >= 20 and hot >= 20
-
-
 def test_the_rank_triggers_come_back_after_a_table_rebuild_drops_them(account):
     """SQLite rebuilds a table to alter it and loses its triggers; `ensure_rank_triggers` (run after
     every migrate) puts them back and fills in missing rank rows."""
@@ -182,4 +175,48 @@ def test_the_rank_triggers_come_back_after_a_table_rebuild_drops_them(account):
     ensure_rank_triggers(connection)
     assert LeadRank.objects.filter(lead_id=lead.pk).exists()
     LeadFactory(account=account, email="later@acme.test")
+    ranks_match_scores(account)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_rescoring_chunk_and_a_lead_write_that_holds_its_row_do_not_deadlock():
+    """Every lead write locks its row, then takes the account's feed lock to append its event. A
+    rescoring chunk must take them in the same order (rows, then feed), or the two deadlock."""
+    account = Account.objects.create(slug="deadlock", name="Deadlock")
+    leads = [LeadFactory(account=account, email=f"x{n}@dl.test", country="DE") for n in range(20)]
+    add_rule(account, field="country", value="DE", points=10)
+    target = leads[5].pk
+    row_locked = threading.Event()
+    errors: dict[str, str] = {}
+
+    def writer():
+        try:
+            with transaction.atomic():
+                Lead.objects.select_for_update().get(pk=target)  # as lead_update: the row first
+                row_locked.set()
+                time.sleep(1.0)
+                events_record(account=account, type=EventType.LEAD_UPDATED, items=[(target, {"x": 1})])
+        except Exception as exc:
+            errors["writer"] = repr(exc)
+        finally:
+            connection.close()
+
+    def rescorer():
+        row_locked.wait(10)
+        time.sleep(0.2)  # the writer holds its row and sleeps; we start on the chunk
+        try:
+            services.account_rescore(account_id=account.pk)
+        except Exception as exc:
+            errors["rescorer"] = repr(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=rescorer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == {}
+    assert Lead.objects.filter(account=account, score=10).count() == 20
     ranks_match_scores(account)

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
-from core import ratelimit
+from core import ratelimit, redis_breaker
 from core.ratelimit import Decision, MemoryWindow, RateLimiter, RedisWindow
 
 from .factories import AccountFactory
@@ -44,7 +44,7 @@ class FakeClock:
 
 
 class FakeMonotonic:
-    """Stands in for time.monotonic inside core.ratelimit (the retry and log intervals)."""
+    """Stands in for time.monotonic inside core.redis_breaker (the retry and log intervals)."""
 
     def __init__(self, start: float = 10_000.0):
         self.now = start
@@ -189,6 +189,115 @@ def test_decisions_name_their_policy_and_window(make_window, clock, key):
     clock.at(0)
     decision = make_window(clock).hit(key, 7, 600, "ip")
     assert (decision.policy, decision.window, decision.limit, decision.reset) == ("ip", 600, 7, 600)
+
+
+# --- peek: reading a window without spending from it ----------------------------------------------
+
+
+def peek(window, clock: FakeClock, key: str, at: float, limit: int = 3, seconds: int = 10) -> Decision:
+    clock.at(at)
+    return window.peek(key, limit, seconds, "account")
+
+
+def test_peeking_any_number_of_times_leaves_remaining_unchanged_and_a_real_hit_lowers_it_by_one(
+    make_window, clock, key
+):
+    window = make_window(clock)
+    hit(window, clock, key, 0, limit=5)
+    peeks = [peek(window, clock, key, 1, limit=5) for _ in range(20)]
+    assert {(d.allowed, d.remaining, d.reset) for d in peeks} == {(True, 4, 9)}
+    assert hit(window, clock, key, 1, limit=5).remaining == 3
+    assert peek(window, clock, key, 1, limit=5).remaining == 3
+
+
+def test_a_peek_at_an_unused_window_shows_the_whole_budget_and_creates_nothing(make_window, clock, key):
+    window = make_window(clock)
+    fresh = peek(window, clock, key, 0, limit=7)
+    assert (fresh.allowed, fresh.remaining, fresh.reset, fresh.limit, fresh.policy) == (True, 7, 0, 7, "account")
+    # Peeking never used a slot: the whole budget is still there for real requests.
+    assert [hit(window, clock, key, 0, limit=7).allowed for _ in range(8)] == [True] * 7 + [False]
+
+
+def test_a_peek_reports_what_the_next_request_would_find_as_the_window_slides(make_window, clock, key):
+    window = make_window(clock)
+    for t in (0, 4, 8):
+        hit(window, clock, key, t)
+    full = peek(window, clock, key, 9)
+    assert (full.allowed, full.remaining, full.reset, full.retry_after) == (False, 0, 1, 1)
+    # t=0 has left at t=10 (exactly one window later, as the hit script counts it): one slot is free.
+    assert (peek(window, clock, key, 10).allowed, peek(window, clock, key, 10).remaining) == (True, 1)
+    after_four = peek(window, clock, key, 14.5)
+    assert (after_four.remaining, after_four.reset) == (2, 4)  # t=8 leaves at 18: 3.5 s, rounded up
+    assert peek(window, clock, key, 60).remaining == 3
+    # The peeks trimmed nothing that a request would still count: a hit at t=9.5 sees the full window.
+    assert not hit(window, clock, key, 9.5).allowed
+
+
+def test_a_peek_agrees_with_the_hit_that_follows_it_for_any_traffic(make_window, clock, key):
+    window = make_window(clock)
+    rng = random.Random(11)
+    t = 0.0
+    for _ in range(200):
+        t += rng.choice([0, 0.000001, 0.5, 1, 3, 9.999999, 10])
+        limit = rng.choice([3, 3, 4])
+        seen = peek(window, clock, key, t, limit=limit)
+        spent = hit(window, clock, key, t, limit=limit)
+        assert seen.allowed == spent.allowed, f"at t={t}"
+        assert spent.remaining == (seen.remaining - 1 if seen.allowed else 0), f"at t={t}"
+        # The oldest counted request is the same for both, unless the window was empty before the hit.
+        assert spent.reset == (10 if seen.remaining == limit else seen.reset), f"at t={t}"
+
+
+@pytest.mark.redis
+def test_a_redis_peek_writes_nothing_not_even_the_expiry(clock, key, redis_client):
+    window = RedisWindow(settings.REDIS_URL, clock)
+    hit(window, clock, key, 0)
+    hit(window, clock, key, 4)
+    before = (redis_client.zrange(key, 0, -1, withscores=True), redis_client.pttl(key))
+    for _ in range(5):
+        assert peek(window, clock, key, 12).remaining == 2  # t=0 no longer counts ...
+    after = (redis_client.zrange(key, 0, -1, withscores=True), redis_client.pttl(key))
+    assert after[0] == before[0]  # ... but is still there: a peek trims nothing
+    assert after[1] <= before[1]  # and the key's expiry was not pushed back
+    assert not redis_client.exists(f"{key}:never-used") and peek(window, clock, f"{key}:never-used", 0).remaining == 3
+    assert not redis_client.exists(f"{key}:never-used")
+    redis_client.delete(key)
+
+
+@pytest.mark.redis
+def test_a_redis_peek_takes_the_time_from_redis_when_no_clock_is_injected(key, redis_client):
+    window = RedisWindow(settings.REDIS_URL)
+    window.hit(key, 3, 600, "account")
+    seen = window.peek(key, 3, 600, "account")
+    assert (seen.allowed, seen.remaining) == (True, 2)
+    assert 599 <= seen.reset <= 600
+    redis_client.delete(key)
+
+
+@pytest.mark.redis
+def test_redis_and_memory_peeks_give_identical_decisions_for_the_same_traffic(key):
+    rng = random.Random(7)
+    memory_clock, redis_clock = FakeClock(), FakeClock()
+    memory, remote = MemoryWindow(memory_clock), RedisWindow(settings.REDIS_URL, redis_clock)
+    t = 0.0
+    try:
+        for _ in range(200):
+            t += rng.choice([0, 0.000001, 0.3, 1, 4, 9.999999, 10])
+            if rng.random() < 0.6:
+                hit(memory, memory_clock, key, t)
+                hit(remote, redis_clock, key, t)
+            assert peek(remote, redis_clock, key, t) == peek(memory, memory_clock, key, t), f"at t={t}"
+    finally:
+        redis.Redis.from_url(settings.REDIS_URL).delete(key)
+
+
+def test_the_process_wide_limiter_peeks_an_account_budget_without_spending_it(db):
+    ratelimit.reset_limiter()
+    account = AccountFactory(plan="free")
+    assert ratelimit.hit_account(account).remaining == 99
+    assert [ratelimit.peek_account(account).remaining for _ in range(5)] == [99] * 5
+    assert ratelimit.hit_account(account).remaining == 98
+    assert ratelimit.peek_account(account).remaining == 98
 
 
 # --- headers --------------------------------------------------------------------------------------
@@ -344,7 +453,7 @@ def test_two_hundred_api_requests_from_twenty_threads_get_exactly_one_hundred_20
 @pytest.fixture
 def monotonic(monkeypatch) -> FakeMonotonic:
     fake = FakeMonotonic()
-    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(monotonic=fake, time_ns=ratelimit.time.time_ns))
+    monkeypatch.setattr(redis_breaker, "time", types.SimpleNamespace(monotonic=fake))
     return fake
 
 
@@ -390,7 +499,7 @@ def test_with_redis_unreachable_the_outage_is_logged_once_not_on_every_request(u
     records = outage_records(caplog)
     assert len(records) == 1
     assert "Redis unavailable" in records[0].getMessage()
-    monotonic.now += ratelimit.FAILURE_LOG_INTERVAL
+    monotonic.now += redis_breaker.FAILURE_LOG_INTERVAL
     unreachable.hit("ip:10.0.0.1", 100, "ip")
     assert len(outage_records(caplog)) == 2, "a long outage is logged again once a log interval has passed"
 
@@ -399,7 +508,7 @@ def test_a_redis_failure_right_after_the_host_boots_is_still_logged(unreachable,
     caplog.set_level(logging.ERROR, logger="leadbase.ratelimit")
     # time.monotonic() counts from boot: a process started in the host's first minute sees small values.
     early = FakeMonotonic(start=3.0)
-    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(monotonic=early, time_ns=ratelimit.time.time_ns))
+    monkeypatch.setattr(redis_breaker, "time", types.SimpleNamespace(monotonic=early))
     unreachable.hit("ip:10.0.0.1", 100, "ip")
     assert len(outage_records(caplog)) == 1
 
@@ -410,7 +519,7 @@ def test_with_redis_unreachable_redis_is_retried_only_every_retry_after_failure_
     for _ in range(50):
         unreachable.hit("account:1", 100, "account")
     assert unreachable.primary_attempts == 1
-    monotonic.now += ratelimit.RETRY_AFTER_FAILURE - 0.01
+    monotonic.now += redis_breaker.RETRY_AFTER_FAILURE - 0.01
     unreachable.hit("account:1", 100, "account")
     assert unreachable.primary_attempts == 1
     monotonic.now += 0.01
@@ -418,6 +527,15 @@ def test_with_redis_unreachable_redis_is_retried_only_every_retry_after_failure_
     assert unreachable.primary_attempts == 2
     unreachable.hit("account:1", 100, "account")
     assert unreachable.primary_attempts == 2
+
+
+def test_with_redis_unreachable_a_peek_reads_the_fallback_window_and_spends_nothing(unreachable, clock, monotonic):
+    clock.at(0)
+    unreachable.hit("account:1", 3, "account")
+    assert [unreachable.peek("account:1", 3, "account").remaining for _ in range(5)] == [2] * 5
+    assert unreachable.hit("account:1", 3, "account").remaining == 1
+    # Peeks go through the same breaker: Redis was tried once, not on every call.
+    assert unreachable.primary_attempts == 1
 
 
 def test_a_closed_redis_port_fails_fast_instead_of_stalling_requests(clock):
@@ -443,7 +561,7 @@ def test_when_redis_comes_back_the_limiter_returns_to_it_after_the_retry_interva
     limiter.primary.hit = working_hit  # Redis is back ...
     assert limiter.hit("account:9", 3, "account").remaining == 1  # ... but not retried yet
     assert redis_client.zcard(f"{prefix}:account:9") == 0
-    monotonic.now += ratelimit.RETRY_AFTER_FAILURE
+    monotonic.now += redis_breaker.RETRY_AFTER_FAILURE
     assert limiter.hit("account:9", 3, "account").remaining == 2  # Redis's own count
     assert redis_client.zcard(f"{prefix}:account:9") == 1
     redis_client.delete(f"{prefix}:account:9")

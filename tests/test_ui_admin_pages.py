@@ -423,12 +423,10 @@ def test_the_plan_page_shows_the_cap_the_count_and_the_budget_left(client, db, s
     assert (usage["plan"], usage["lead_count"], usage["lead_limit"], usage["request_budget"]) == ("free", 3, 100, 100)
     assert '3 <span class="muted">of 100</span>' in html(first)
     assert first.context["decision"].remaining == 100
-    assert "100 <span class=\"muted\">left of 100</span>" in html(first)
+    assert '100 <span class="muted">left of 100</span>' in html(first)
 
 
-def test_refreshing_the_plan_page_spends_nothing_while_each_api_request_spends_one(
-    client, db, settings, make_client
-):
+def test_refreshing_the_plan_page_spends_nothing_while_each_api_request_spends_one(client, db, settings, make_client):
     settings.LEADBASE_RATE_LIMIT_ENABLED = True
     ratelimit.reset_limiter()
     account = AccountFactory(plan="free")

@@ -1,5 +1,6 @@
 """Plan and usage page: the account's plan, lead cap and lead count, and its API request budget with
-what remains of it, exactly as GET /api/v1/account and its rate-limit headers report them."""
+what remains of it, as GET /api/v1/account and its rate-limit headers report them (read without
+spending: the page is not an API request)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ class AccountUsageView(UiMixin, View):
     def get(self, request):
         # The API twin's own body: the same serializer and the same lead count.
         body = AccountSerializer(self.account, context={"lead_count": lead_queryset(account=self.account).count()}).data
-        # The limiter has no read-only look at a window, so this page reads the budget the way
-        # GET /api/v1/account does: it counts as one request of the account's budget.
-        decision = ratelimit.hit_account(self.account) if settings.LEADBASE_RATE_LIMIT_ENABLED else None
+        # A peek, not a hit: people refreshing this page must not push the account's integrations
+        # towards 429. GET /api/v1/account is an API request and spends one like any other.
+        decision = ratelimit.peek_account(self.account) if settings.LEADBASE_RATE_LIMIT_ENABLED else None
         lead_limit = body["lead_limit"]
         context = {
             "usage": body,
