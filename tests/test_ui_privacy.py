@@ -245,9 +245,11 @@ def test_the_ui_and_the_api_page_through_one_selector_and_share_its_cursor(admin
     api = make_client(account)
     api_page = api.get("/api/v1/suppressions", {"limit": 50}).json()
     ui_page = admin_client.get(SUPPRESSIONS).context["page"]
-    assert ui_page.next_cursor == api_page["next_cursor"] == suppression.suppression_page(
-        account=account, cursor=None, limit=50
-    ).next_cursor
+    assert (
+        ui_page.next_cursor
+        == api_page["next_cursor"]
+        == suppression.suppression_page(account=account, cursor=None, limit=50).next_cursor
+    )
     # the API's cursor opens the UI's second page, and the UI's the API's
     ui_second = admin_client.get(f"{SUPPRESSIONS}?cursor={api_page['next_cursor']}").context["page"]
     api_second = api.get("/api/v1/suppressions", {"limit": 50, "cursor": ui_page.next_cursor}).json()
@@ -293,13 +295,13 @@ def test_suppression_posts_need_the_csrf_token(admin, account):
 # --- the nav ----------------------------------------------------------------------------------------
 
 ADMIN_PAGES = {
-    "/settings/scoring-rules/": "Scoring rules",
     "/settings/api-keys/": "API keys",
     "/settings/webhooks/": "Webhooks",
     "/settings/oauth-apps/": "OAuth apps",
     SUPPRESSIONS: "Suppressions",
 }
 EVERYONES_PAGES = {
+    "/settings/scoring-rules/": "Scoring rules",
     "/settings/members/": "Members",
     "/settings/plan/": "Plan",
     "/oauth/authorized-apps/": "Authorised apps",

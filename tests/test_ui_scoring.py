@@ -1,5 +1,6 @@
-"""Scoring rules in the web UI (admins and owners): create, edit, toggle, delete through the scoring
-services with the API's messages, preview through rule_preview, and the recalculation job's bar."""
+"""Scoring rules in the web UI: admins and owners create, edit, toggle, delete through the scoring
+services with the API's messages; everyone lists, views and previews (through rule_preview), as the
+API's `leads:read` does; and the recalculation job's bar."""
 
 from __future__ import annotations
 
@@ -221,10 +222,7 @@ def test_preview_of_a_change_to_an_existing_rule(owner_client, account, rule):
 @pytest.mark.parametrize(
     "method, path",
     [
-        ("get", "/settings/scoring-rules/"),
         ("post", "/settings/scoring-rules/"),
-        ("post", "/settings/scoring-rules/preview/"),
-        ("get", "/settings/scoring-rules/{id}/edit/"),
         ("post", "/settings/scoring-rules/{id}/edit/"),
         ("post", "/settings/scoring-rules/{id}/toggle/"),
         ("get", "/settings/scoring-rules/{id}/delete/"),
@@ -239,8 +237,48 @@ def test_a_member_gets_the_403_page(member_client, rule, method, path):
     assert rule.active and ScoringRule.objects.count() == 1
 
 
-def test_members_see_no_scoring_link(member_client):
-    assert "/settings/scoring-rules/" not in member_client.get("/leads/").content.decode()
+def test_members_see_the_scoring_link(member_client):
+    assert 'href="/settings/scoring-rules/"' in member_client.get("/leads/").content.decode()
+
+
+def test_a_member_sees_the_rules_without_write_controls(member_client, rule, other_rule):
+    response = member_client.get("/settings/scoring-rules/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Has phone" in html and "<code>phone</code> is present" in html and "+10" in html
+    assert "Theirs" not in html
+    assert f'<a href="/settings/scoring-rules/{rule.pk}/edit/" aria-label="View Has phone">View</a>' in html
+    for control in ("/toggle/", "/delete/", ">Edit<", "Deactivate", "Create rule", "New rule"):
+        assert control not in html, control
+    form = re.search(r'<form method="post" action="([^"]+)"\s+novalidate class="card rule-form"', html)
+    assert form.group(1) == "/settings/scoring-rules/preview/"  # Enter previews; nothing a member can't send
+    assert ">Preview</button>" in html
+
+
+def test_an_admin_sees_the_write_controls(owner_client, rule):
+    html = owner_client.get("/settings/scoring-rules/").content.decode()
+    for control in (f"/{rule.pk}/toggle/", f"/{rule.pk}/delete/", ">Edit<", "Deactivate", "Create rule"):
+        assert control in html, control
+    html = owner_client.get(f"/settings/scoring-rules/{rule.pk}/edit/").content.decode()
+    assert "Edit rule “Has phone”" in html and "Save rule" in html
+
+
+def test_a_member_sees_a_rule_and_previews_it_but_cannot_save(member_client, account, rule):
+    LeadFactory(account=account, phone="+14155550100", score=10)
+    LeadFactory(account=account, phone="", email="nophone@example.org", score=0)
+    response = member_client.get(f"/settings/scoring-rules/{rule.pk}/edit/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<h1>Rule “Has phone”</h1>" in html and 'value="Has phone"' in html
+    assert "Save rule" not in html and "/delete/" not in html and "/toggle/" not in html
+    data = {"name": "Has phone", "field": "phone", "operator": "exists", "points": "10", "active": "on"}
+    panel = member_client.post("/settings/scoring-rules/preview/", {**data, "rule_id": rule.pk}, HTTP_HX_REQUEST="true")
+    assert panel.status_code == 200 and '<strong id="preview-matches">1</strong> of 2 leads' in panel.content.decode()
+    page = member_client.post("/settings/scoring-rules/preview/", {**data, "rule_id": rule.pk})
+    html = page.content.decode()
+    assert page.status_code == 200 and '<strong id="preview-matches">1</strong>' in html and "Save rule" not in html
+    rule.refresh_from_db()
+    assert rule.points == 10 and ScoringRule.objects.count() == 1
 
 
 @pytest.mark.parametrize(

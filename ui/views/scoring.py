@@ -1,5 +1,7 @@
-"""Scoring rules (admins and owners): list, create, edit, toggle, delete, preview; after a change the
-recalculation job's progress bar (the job partial of ui/views/exports.py).
+"""Scoring rules: everyone in the account sees the rules and a rule, and previews a rule; admins and
+owners also create, edit, toggle and delete (the API's scopes: `leads:read` lists, retrieves and
+previews, `admin` writes). After a change the recalculation job's progress bar (the job partial of
+ui/views/exports.py).
 
 API twins: /api/v1/scoring-rules (`scoring_rules_list`, `_create`, `_update`, `_destroy`),
 /api/v1/scoring-rules/preview (`scoring_rules_preview`): the same serializers and services."""
@@ -11,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 
-from accounts.scopes import ADMIN
+from accounts.scopes import ADMIN, LEADS_READ
 from core.errors import ApplicationError
 from jobs.selectors import job_get
 from scoring import selectors, services
@@ -38,7 +40,8 @@ def _preview_rows(preview: dict) -> list[dict]:
 
 
 class ScoringRuleMixin(UiMixin):
-    """Admins and owners only, like the API's rule writes; members see the 403 page."""
+    """Writes are admins' and owners' only, like the API's; members see the 403 page on them. Views
+    that members may open widen `required_scopes` for their read (GET) or the preview."""
 
     required_scopes = {"*": ADMIN}
 
@@ -54,6 +57,8 @@ class ScoringRuleMixin(UiMixin):
             "preview_rows": _preview_rows(preview) if preview else None,
             "field_suggestions": RULE_FIELD_SUGGESTIONS,
             "operators": Operator,
+            # a member reads and previews: the page leaves out what they could not submit
+            "can_edit": self.actor.has_scope(ADMIN),
             **(job_context(job) if job is not None else {}),
         }
         template = "ui/scoring/edit.html" if rule is not None else "ui/scoring/list.html"
@@ -61,6 +66,8 @@ class ScoringRuleMixin(UiMixin):
 
 
 class ScoringRuleListView(ScoringRuleMixin, View):
+    required_scopes = {"GET": LEADS_READ, "*": ADMIN}
+
     def get(self, request):
         job = job_get(account=self.account, job_id=request.GET["job"]) if request.GET.get("job") else None
         return self.render_page(request, ScoringRuleForm(initial={"active": True}), job=job)
@@ -80,6 +87,11 @@ class ScoringRuleListView(ScoringRuleMixin, View):
 
 
 class ScoringRuleEditView(ScoringRuleMixin, View):
+    """The rule's page: its form for admins and owners; for members the same values to read and
+    preview, without a save."""
+
+    required_scopes = {"GET": LEADS_READ, "*": ADMIN}
+
     def get(self, request, rule_id):
         rule = selectors.rule_get(account=self.account, rule_id=rule_id)
         return self.render_page(request, ScoringRuleForm(initial=ScoringRuleForm.initial_for(rule)), rule=rule)
@@ -129,7 +141,10 @@ class ScoringRuleDeleteView(ScoringRuleMixin, View):
 
 class ScoringRulePreviewView(ScoringRuleMixin, View):
     """How many leads the form's rule would match and the score distribution before and after it,
-    without saving. htmx swaps in the result panel; without JavaScript the whole page comes back."""
+    without saving. htmx swaps in the result panel; without JavaScript the whole page comes back.
+    A read (POST /api/v1/scoring-rules/preview needs `leads:read`), so members may run it."""
+
+    required_scopes = {"POST": LEADS_READ}
 
     def post(self, request):
         raw_rule_id = request.POST.get("rule_id") or None
