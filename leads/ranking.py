@@ -30,8 +30,11 @@ POSTGRES = [
        END $$""",
     """CREATE OR REPLACE FUNCTION leads_rank_after_update() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN
+         -- = ANY(ARRAY(...)): the rank rows are found by primary key; the planner knows nothing of
+         -- a transition table's size and would otherwise hash-join it against a scan of the table.
          UPDATE leads_leadrank r SET score = n.score
-           FROM updated_leads n WHERE r.lead_id = n.id AND r.score <> n.score;
+           FROM updated_leads n
+          WHERE r.lead_id = ANY(ARRAY(SELECT id FROM updated_leads)) AND r.lead_id = n.id AND r.score <> n.score;
          RETURN NULL;
        END $$""",
     """CREATE OR REPLACE TRIGGER leads_rank_insert AFTER INSERT ON leads_lead

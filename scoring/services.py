@@ -146,19 +146,21 @@ def _rescore_chunk(account: Account, chunk, score, breakdown) -> int:
 # Two statements per chunk, rows locked before the feed lock as on every other write path (a lead
 # write locks its row, then takes the account's feed lock to append its event; the reverse order
 # would deadlock with it).
-# 1. `candidates` are the chunk's leads whose score or breakdown would change (evaluated once, on the
-#    chunk's id range); the UPDATE finds them by primary key (`= ANY(ARRAY(...))` keeps the planner on
-#    the index) and evaluates the rules again against the row it writes, so a lead edited meanwhile is
-#    scored as it now is. The lead row has no index on what changes (leads.models.LeadRank), so the
-#    update is heap-only wherever the page has room.
+# 1. `candidates` are the chunk's leads whose score or breakdown would change, with the new values,
+#    evaluated once on the chunk's id range. The UPDATE finds them by primary key (`= ANY(ARRAY(...))`
+#    keeps the planner on the index) and writes only rows whose version is still the one scored: a
+#    lead edited meanwhile was rescored by that edit and is left alone. The lead row has no index on
+#    what changes (leads.models.LeadRank), so the update is heap-only wherever the page has room.
 # 2. Under the feed lock, a lead.scored event for each lead whose score changed, in id order, with the
 #    payload `announce_scores` writes, read from the rows just written (still locked by us).
 RESCORE_CHUNK_SQL = """
 WITH candidates AS ({candidates})
 UPDATE leads_lead
-   SET score = {score}, score_breakdown = {breakdown}, scored_at = %s, version = leads_lead.version + 1
+   SET score = candidates.new_score, score_breakdown = candidates.new_breakdown,
+       scored_at = %s, version = leads_lead.version + 1
   FROM candidates
  WHERE leads_lead.id = ANY(ARRAY(SELECT id FROM candidates)) AND leads_lead.id = candidates.id
+   AND leads_lead.version = candidates.version
 RETURNING leads_lead.id, candidates.score, leads_lead.score
 """
 SCORED_EVENTS_SQL = """
@@ -174,24 +176,17 @@ RETURNING id
 """
 
 
-def _compiled(expression, query) -> tuple[str, list]:
-    """SQL of an expression over leads_lead (unaliased), for a statement written by hand."""
-    compiler = query.get_compiler(connection=connection)
-    sql, params = compiler.compile(expression.resolve_expression(query))
-    return sql, list(params)
-
-
 def _rescore_chunk_postgres(account: Account, chunk, score, breakdown) -> int:
-    candidates = chunk.exclude(score=score, score_breakdown=breakdown).order_by().values("id", "score")
+    candidates = (
+        chunk.exclude(score=score, score_breakdown=breakdown)
+        .annotate(new_score=score, new_breakdown=breakdown)
+        .order_by()
+        .values("id", "score", "version", "new_score", "new_breakdown")
+    )
     candidates_sql, candidates_params = candidates.query.sql_with_params()
-    query = Lead.objects.all().query
-    score_sql, score_params = _compiled(score, query)
-    breakdown_sql, breakdown_params = _compiled(breakdown, query)
-    sql = RESCORE_CHUNK_SQL.format(candidates=candidates_sql, score=score_sql, breakdown=breakdown_sql)
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        # Parameters in the order their placeholders appear in the statement.
-        cursor.execute(sql, [*candidates_params, *score_params, *breakdown_params, now])
+        cursor.execute(RESCORE_CHUNK_SQL.format(candidates=candidates_sql), [*candidates_params, now])
         rows = cursor.fetchall()
         scored = sorted((pk, previous) for pk, previous, new in rows if previous != new)
         if scored:
