@@ -6,6 +6,11 @@ The file and its report live in the default storage under `imports/<account id>/
 (never in process memory: the upload, the mapping and the report may each be served by a
 different gunicorn process). The import id is a random UUID and every path is built from the
 caller's account, so another account's import cannot be named, let alone read.
+
+The stored report holds no personal data: a row keeps its number, outcome, lead id and error code
+and message (never a message quoting the row's cells); the lead's label is read from the lead when
+the report is shown, so erasing a lead (§4.12) leaves nothing of it in the report. An import runs
+once: `import_run_claim` takes an atomic claim in the shared cache before the run.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -30,11 +36,12 @@ from django.utils import timezone
 from accounts import selectors as account_selectors
 from accounts.actor import Actor
 from accounts.models import Account
-from core.errors import ApplicationError, NotFound, ValidationFailed
+from core.errors import ERROR_CODES, ApplicationError, NotFound, ValidationFailed
 
 from .api.batch import validate_items
 from .api.serializers import LeadInputSerializer
 from .batch import MAX_BATCH_ITEMS, leads_batch_create
+from .models import Lead
 
 ON_DUPLICATE_CHOICES = ("error", "skip", "update")
 IGNORE = "ignore"
@@ -102,6 +109,17 @@ HEADER_ALIASES: dict[str, str] = {
 }
 TAG_SPLIT = re.compile(r"[;,]")
 SNIFF_BYTES = 64 * 1024
+# A stored message that quotes one of its row's cells this long or longer (any email is) is replaced:
+# the report outlives the row's lead, which an erasure deletes, and must not keep what the row said.
+QUOTED_CELL_MIN_LENGTH = 3
+QUOTED_CELL_FIELD_MESSAGES = {"invalid_choice": "Not one of the allowed values."}
+QUOTED_CELL_FIELD_MESSAGE = "Not a valid value."
+# How long a run's claim lasts: past any request gunicorn lets finish (10,000 rows take ~10 s), so a
+# run the claim still covers is a run in progress; a process killed mid-run frees it when it expires.
+IMPORT_RUN_CLAIM_SECONDS = 10 * 60
+# Lead ids per query when a report is shown: the default row cap (10,000) is one query, and any cap
+# stays below SQLite's and PostgreSQL's bind-parameter limits.
+LABEL_QUERY_CHUNK = 10_000
 
 
 def max_bytes() -> int:
@@ -310,9 +328,10 @@ class _OwnerLookup:
             return int(raw)
         user_id = self._by_email.get(raw.lower())
         if user_id is None:
+            # The message names no email: it is kept in the stored report (see _row_report).
+            message = "No member of this account has this email."
             raise ValidationFailed(
-                f"owner: {raw} is not a member of this account.",
-                errors=[{"field": "owner", "code": "invalid", "message": f"{raw} is not a member of this account."}],
+                f"owner: {message}", errors=[{"field": "owner", "code": "invalid", "message": message}]
             )
         return user_id
 
@@ -380,31 +399,65 @@ def leads_import(
         validated = iter(validate_items(to_validate, LeadInputSerializer))
         items = [item if isinstance(item, ApplicationError) else next(validated) for item in raw_items]
         result = leads_batch_create(account=account, actor=actor, items=items, on_duplicate=on_duplicate)
-        for (number, _), outcome in zip(chunk, result.results, strict=True):
-            report.rows.append(_row_report(number, outcome))
+        for (number, cells), outcome in zip(chunk, result.results, strict=True):
+            report.rows.append(_row_report(number, cells, outcome))
     return report
 
 
-def _row_report(number: int, item) -> dict[str, Any]:
+def _quotes_a_cell(message: str, cells: set[str]) -> bool:
+    lowered = message.lower()
+    return any(cell in lowered for cell in cells)
+
+
+def _row_report(number: int, cells: list[str], item) -> dict[str, Any]:
+    """What the stored report keeps of a row: no personal data. A created/updated/skipped row keeps
+    its lead's id only (the label is read from the lead when the report is shown); a failed row its
+    error code and the API's messages, except a message quoting one of the row's cells (a bad country
+    or status is quoted by the API; a cell mapped to the wrong field could be an email), which gives
+    way to one made from the error's code."""
     if item.error is not None:
+        quotable = {c.strip().lower() for c in cells if len(c.strip()) >= QUOTED_CELL_MIN_LENGTH}
+        errors = []
+        for error in item.error.errors or []:
+            if _quotes_a_cell(error.get("message", ""), quotable):
+                message = QUOTED_CELL_FIELD_MESSAGES.get(error.get("code"), QUOTED_CELL_FIELD_MESSAGE)
+                error = {**error, "message": message}
+            errors.append(error)
+        detail = item.error.detail
+        if _quotes_a_cell(detail, quotable):
+            # the API's own shape of a validation message ("field: message; ..."), from the scrubbed errors
+            detail = "; ".join(f"{e['field']}: {e['message']}" if e.get("field") else e["message"] for e in errors)
+            detail = detail or f"{ERROR_CODES[item.error.code][1]}."
         row: dict[str, Any] = {
             "row": number,
             "outcome": "failed",
             "code": item.error.code,
-            "message": item.error.detail,
-            "errors": item.error.errors or [],
+            "message": detail,
+            "errors": errors,
         }
         existing = item.error.extra.get("existing_id")
         if existing:
             row["existing_id"] = str(existing)
         return row
-    lead = item.lead
-    return {
-        "row": number,
-        "outcome": item.outcome or "created",
-        "lead_id": str(lead.pk),
-        "label": lead.email or lead.external_id or lead.phone or str(lead.pk),
-    }
+    return {"row": number, "outcome": item.outcome or "created", "lead_id": str(item.lead.pk)}
+
+
+def import_report_rows(*, account: Account, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report's rows as shown: each row naming a lead (its own, or the existing lead it met)
+    gets `label`, the lead's email, else external id, else phone, as the lead is now; None when the
+    lead no longer exists (deleted or erased), so the page names nothing and links nowhere. One
+    query for the rows given, whatever their number (up to LABEL_QUERY_CHUNK)."""
+    ids = sorted({row[key] for row in rows for key in ("lead_id", "existing_id") if row.get(key)})
+    labels: dict[str, str] = {}
+    for start in range(0, len(ids), LABEL_QUERY_CHUNK):
+        found = (
+            Lead.objects.for_account(account)
+            .filter(pk__in=ids[start : start + LABEL_QUERY_CHUNK])
+            .values_list("pk", "email", "external_id", "phone")
+        )
+        for pk, email, external_id, phone in found:
+            labels[str(pk)] = email or external_id or phone or str(pk)
+    return [{**row, "label": labels.get(row.get("lead_id") or row.get("existing_id") or "")} for row in rows]
 
 
 # --- Keeping the upload and the report between requests ---------------------------------------------
@@ -443,6 +496,33 @@ def import_upload_load(*, account: Account, import_id) -> tuple[CsvFile, dict[st
     return csv_parse(raw), meta
 
 
+def _run_key(account: Account, import_id) -> str:
+    return f"import-run:{int(account.pk)}:{import_id_parse(import_id)}"
+
+
+def import_run_claim(*, account: Account, import_id) -> bool:
+    """Claim the one run of this import: True for the first caller, False for everyone else while the
+    claim lasts (IMPORT_RUN_CLAIM_SECONDS). `cache.add` is atomic in the shared cache (SET NX on
+    Redis), so of two submissions racing in different gunicorn processes exactly one runs; the
+    "report stored?" check alone is a read-then-write that both would pass. In the embedded mode the
+    cache is the single process's memory, which is all there is to share. While Redis is unreachable
+    the cache falls back to each process's memory (core/cache.py): a double submission that two
+    processes answer could then run twice, like the rate limits during an outage."""
+    return cache.add(_run_key(account, import_id), 1, timeout=IMPORT_RUN_CLAIM_SECONDS)
+
+
+def import_run_release(*, account: Account, import_id) -> None:
+    """Give up the claim of a run that failed, so the person may try again. A run that finished
+    keeps its claim until it expires: released earlier, a submission that read "no report yet" just
+    before the report was stored could claim and run the import a second time."""
+    cache.delete(_run_key(account, import_id))
+
+
+def import_running(*, account: Account, import_id) -> bool:
+    """Whether a run of this import holds its claim (in progress, or finished moments ago)."""
+    return cache.get(_run_key(account, import_id)) is not None
+
+
 def import_report_store(*, account: Account, import_id, report: ImportReport) -> None:
     """Keep the report and drop the upload: an import runs once; its page then shows the report."""
     base = _dir(account, import_id_parse(import_id))
@@ -451,6 +531,7 @@ def import_report_store(*, account: Account, import_id, report: ImportReport) ->
 
 
 def import_report_load(*, account: Account, import_id) -> ImportReport | None:
+    """The stored report of this account's import, or None when it has not run (or never existed)."""
     base = _dir(account, import_id_parse(import_id))
     if not default_storage.exists(f"{base}/report.json"):
         return None

@@ -143,6 +143,43 @@ def test_erase_deletes_the_lead_and_notes_and_leaves_no_personal_data_in_events_
     assert Lead.objects.filter(pk=other["id"]).exists()
 
 
+def test_an_erased_lead_leaves_nothing_in_a_stored_csv_import_report(api, account, owner, settings, tmp_path):
+    from django.core.files.storage import default_storage
+
+    from accounts.actor import Actor
+    from accounts.scopes import ROLE_SCOPES
+    from leads import imports
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    actor = Actor(user=owner, account=account, role=Role.OWNER, scopes=ROLE_SCOPES[Role.OWNER], via="ui")
+    csv = imports.csv_parse(
+        b"email,first name,last name,company,phone,external id\n"
+        b"Ada.Lovelace@Example.com,Ada,Lovelace,Analytical Engines,+442071234567,crm-1815\n"
+        b"ada.lovelace@example.com,Ada,Lovelace,Again,,\n"  # meets the first: duplicate_in_batch
+        b"grace@example.com,Grace,Hopper,Navy,,\n"
+    )
+    import_id = imports.import_upload_store(account=account, raw=b"unused", filename="people.csv")
+    mapping = ["email", "first_name", "last_name", "company", "phone", "external_id"]
+    report = imports.leads_import(account=account, actor=actor, csv_file=csv, mapping=mapping)
+    imports.import_report_store(account=account, import_id=import_id, report=report)
+    ada = Lead.objects.get(account=account, email=EMAIL)
+
+    erased(api, str(ada.pk))
+
+    with default_storage.open(f"imports/{account.pk}/{import_id}/report.json", "rb") as fh:
+        stored = fh.read().decode()
+    for personal in [*PERSONAL_STRINGS, "Ada", "grace@example.com", "Hopper"]:
+        assert personal not in stored, personal
+    shown = imports.import_report_rows(
+        account=account, rows=imports.import_report_load(account=account, import_id=import_id).rows
+    )
+    assert [(r["outcome"], r["label"]) for r in shown] == [
+        ("created", None),  # the erased lead: named nowhere
+        ("failed", None),
+        ("created", "grace@example.com"),  # read from the lead, which still exists
+    ]
+
+
 def test_erase_is_audited_with_the_lead_id_and_hash_only(api, account):
     lead = create(api)
 
