@@ -182,7 +182,8 @@ def test_owner_column_takes_a_members_email(owner_client, account, owner):
     content = "email,owner\na@example.org,OWNER@acme.test\nb@example.org,stranger@else.test\n"
     html = run_import(owner_client, content, {0: "email", 1: "owner"}).content.decode()
     assert Lead.objects.get(account=account, email="a@example.org").owner_id == owner.pk
-    assert "stranger@else.test is not a member of this account." in html
+    assert "owner: No member of this account has this email." in html
+    assert "stranger@else.test" not in html  # the stored report quotes no cell
 
 
 def test_a_ragged_row_fails_on_its_own(owner_client, account):
@@ -256,6 +257,107 @@ def test_an_import_runs_once_then_shows_its_report(owner_client, account):
     assert again["Location"] == f"{url}report/"
     assert owner_client.get(url)["Location"] == f"{url}report/"
     assert Lead.objects.filter(account=account).count() == 2
+
+
+def test_a_double_submitted_mapping_imports_once_and_sends_the_second_to_the_report(
+    owner_client, owner, account, monkeypatch
+):
+    url = map_url(upload(owner_client, CSV_OK))
+    second = Client()  # another tab, or the same button clicked twice: its own request
+    second.force_login(owner)
+    seen = {}
+    runs = []
+    real = imports.leads_import
+
+    def leads_import(**kwargs):
+        runs.append(kwargs["csv_file"])
+        if len(runs) == 1:  # the second submission arrives while the first is importing
+            seen["post"] = mapping_post(url, second, {0: "email"})
+            seen["report"] = second.get(f"{url}report/")
+            seen["map"] = second.get(url)
+        return real(**kwargs)
+
+    monkeypatch.setattr(imports, "leads_import", leads_import)
+    first = mapping_post(url, owner_client, {0: "email"})
+    assert len(runs) == 1
+    assert first.status_code == 302 and first["Location"] == f"{url}report/"
+    assert seen["post"].status_code == 302 and seen["post"]["Location"] == f"{url}report/"
+    running = seen["report"].content.decode()
+    assert seen["report"].status_code == 200 and "This file is being imported." in running
+    assert "This file is being imported already" in running  # the message of the refused submission
+    assert seen["map"]["Location"] == f"{url}report/"  # no mapping form to submit a third time
+    assert Lead.objects.filter(account=account).count() == 2
+    report = owner_client.get(f"{url}report/").content.decode()
+    assert '<strong id="count-created">2</strong>' in report and '<strong id="count-failed">0</strong>' in report
+
+
+def test_a_run_that_fails_gives_up_its_claim_so_the_import_can_be_retried(owner_client, account, monkeypatch):
+    url = map_url(upload(owner_client, CSV_OK))
+    real = imports.leads_import
+
+    def broken(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(imports, "leads_import", broken)
+    with pytest.raises(RuntimeError):
+        mapping_post(url, owner_client, {0: "email"})
+    monkeypatch.setattr(imports, "leads_import", real)
+    assert owner_client.get(url).status_code == 200  # the mapping form again, not "running"
+    assert mapping_post(url, owner_client, {0: "email"})["Location"] == f"{url}report/"
+    assert Lead.objects.filter(account=account).count() == 2
+
+
+def _stored_report(account, url) -> str:
+    from django.core.files.storage import default_storage
+
+    import_id = url.rstrip("/").rsplit("/", 1)[1]
+    with default_storage.open(f"imports/{account.pk}/{import_id}/report.json", "rb") as fh:
+        return fh.read().decode()
+
+
+def test_the_stored_report_holds_lead_ids_not_personal_data(owner_client, account):
+    LeadFactory(account=account, email="old@example.org", external_id="crm-old")
+    content = (
+        "email,first name,company,status\n"
+        "ada@example.org,Ada,Analytical,new\n"
+        "old@example.org,Old,Oldco,new\n"
+        "quoted@example.org,Quo,Quoted Co,quoted@example.org\n"  # the API quotes a bad status
+    )
+    url = map_url(upload(owner_client, content))
+    mapping_post(url, owner_client, {0: "email", 1: "first_name", 2: "company", 3: "status"})
+    stored = _stored_report(account, url)
+    for personal in ("ada@example.org", "old@example.org", "quoted@example.org", "Ada", "Analytical", "crm-old"):
+        assert personal not in stored, personal
+    html = owner_client.get(f"{url}report/").content.decode()
+    ada = Lead.objects.get(account=account, email="ada@example.org")
+    assert f'<a href="/leads/{ada.pk}/">ada@example.org</a>' in html  # the label comes from the lead
+    assert "status: Not one of the allowed values." in html
+
+
+def test_the_report_names_a_deleted_lead_nowhere(owner_client, account):
+    url = map_url(upload(owner_client, CSV_OK))
+    mapping_post(url, owner_client, {0: "email"})
+    ada = Lead.objects.get(account=account, email="ada@example.org")
+    ada.delete()
+    html = owner_client.get(f"{url}report/").content.decode()
+    assert "ada@example.org" not in html and f"/leads/{ada.pk}/" not in html
+    assert "deleted lead" in html and ">grace@example.org</a>" in html
+
+
+def test_the_report_reads_every_rows_lead_in_one_query(owner_client, account):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def lead_queries(rows: int) -> int:
+        content = "email\n" + "".join(f"r{rows}-{n}@example.org\n" for n in range(rows))
+        url = map_url(upload(owner_client, content))
+        mapping_post(url, owner_client, {0: "email"})
+        with CaptureQueriesContext(connection) as ctx:
+            html = owner_client.get(f"{url}report/").content.decode()
+        assert html.count("@example.org</a>") == rows
+        return sum('FROM "leads_lead"' in q["sql"] for q in ctx.captured_queries)
+
+    assert lead_queries(2) == lead_queries(30) == 1
 
 
 # --- Permissions, tenancy, CSRF ---------------------------------------------------------------------

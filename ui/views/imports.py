@@ -84,7 +84,7 @@ class ImportMapView(UiMixin, View):
 
     def get(self, request, import_id):
         csv_file, meta = self._load(import_id)
-        if csv_file is None:
+        if csv_file is None or imports.import_running(account=self.account, import_id=import_id):
             return redirect("ui:import-report", import_id=import_id)
         return self._page(request, self._form(csv_file), csv_file, meta)
 
@@ -96,15 +96,26 @@ class ImportMapView(UiMixin, View):
         form = self._form(csv_file, request.POST)
         if not form.is_valid():
             return self._page(request, form, csv_file, meta)
-        report = imports.leads_import(
-            account=self.account,
-            actor=self.actor,
-            csv_file=csv_file,
-            mapping=form.mapping(),
-            on_duplicate=form.cleaned_data["on_duplicate"],
-            filename=meta.get("filename", ""),
-        )
-        imports.import_report_store(account=self.account, import_id=import_id, report=report)
+        # A double click (or a second tab) sends this POST twice, maybe to two processes: only the
+        # one that claims the run imports; the other goes to the report, which says it is running.
+        if not imports.import_run_claim(account=self.account, import_id=import_id):
+            messages.info(request, "This file is being imported already; its report appears here when it is done.")
+            return redirect("ui:import-report", import_id=import_id)
+        if imports.import_report_load(account=self.account, import_id=import_id) is not None:
+            return redirect("ui:import-report", import_id=import_id)  # it finished just now
+        try:
+            report = imports.leads_import(
+                account=self.account,
+                actor=self.actor,
+                csv_file=csv_file,
+                mapping=form.mapping(),
+                on_duplicate=form.cleaned_data["on_duplicate"],
+                filename=meta.get("filename", ""),
+            )
+            imports.import_report_store(account=self.account, import_id=import_id, report=report)
+        except BaseException:
+            imports.import_run_release(account=self.account, import_id=import_id)
+            raise
         s = report.summary
         text = f"Import finished: {s['created']} created, {s['updated']} updated, {s['skipped']} skipped, "
         text += f"{s['failed']} failed."
@@ -118,10 +129,13 @@ class ImportReportView(UiMixin, View):
     def get(self, request, import_id):
         report = imports.import_report_load(account=self.account, import_id=import_id)
         if report is None:
-            # not run yet (the mapping page) or no such import of this account (a 404 from there)
-            imports.import_upload_load(account=self.account, import_id=import_id)
+            # running, not run yet (the mapping page), or no such import of this account (a 404 from there)
+            _, meta = imports.import_upload_load(account=self.account, import_id=import_id)
+            if imports.import_running(account=self.account, import_id=import_id):
+                return render(request, "ui/imports/running.html", {"meta": meta})
             return redirect("ui:import-map", import_id=import_id)
         outcome = request.GET.get("outcome", "")
         rows = [r for r in report.rows if r["outcome"] == outcome] if outcome else report.rows
+        rows = imports.import_report_rows(account=self.account, rows=rows)  # the leads' labels as they are now
         context = {"report": report, "summary": report.summary, "rows": rows, "outcome": outcome}
         return render(request, "ui/imports/report.html", context)
