@@ -1,17 +1,28 @@
-"""The base API view: authentication, scope checks and the account every query is scoped to."""
+"""The base API view (authentication, scope checks and the account every query is scoped to), and the
+two halves every cursor-paginated list shares: `list_params` (strict query parameters, `limit`,
+`cursor`) and `page_response` (the `{results, next_cursor, has_more}` envelope and its `Link` header)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
 from django.conf import settings
 from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from accounts.actor import Actor
 from accounts.authentication import client_ip
 
 from . import ratelimit
-from .errors import RateLimited
+from .errors import InvalidParameter, RateLimited
+from .keyset import Page, parse_limit
 from .permissions import HasAccount, ScopePermission
+
+PAGE_PARAMS = frozenset({"limit", "cursor"})
 
 
 def enforce_rate_limit(request, account=None) -> None:
@@ -56,3 +67,58 @@ class AccountScopedAPIView(APIView):
     @property
     def account(self):
         return self.request.auth.account
+
+
+@dataclass(frozen=True)
+class ListParams:
+    """A list request's page size and cursor (None for the first page)."""
+
+    limit: int
+    cursor: str | None
+
+
+def list_params(
+    request,
+    *,
+    allowed: Collection[str] = PAGE_PARAMS,
+    default_limit: int | None = None,
+    max_limit: int | None = None,
+) -> ListParams:
+    """Refuse query parameters outside `allowed` (400 invalid_parameter), then parse `limit` (default and
+    maximum from settings unless given) and `cursor`. Lists with filters validate those themselves."""
+    params = request.query_params
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)}.")
+    limit = parse_limit(
+        params.get("limit"),
+        default=settings.LEADBASE_LIST_DEFAULT_LIMIT if default_limit is None else default_limit,
+        maximum=settings.LEADBASE_LIST_MAX_LIMIT if max_limit is None else max_limit,
+    )
+    return ListParams(limit=limit, cursor=params.get("cursor") or None)
+
+
+def next_link(request, cursor: str) -> str:
+    """`<this URL with cursor=...>; rel="next"`: every parameter kept, repeated ones (`tag=a&tag=b`) too."""
+    query = request.query_params.copy()
+    query["cursor"] = cursor
+    return f'<{request.build_absolute_uri(request.path)}?{query.urlencode()}>; rel="next"'
+
+
+def page_response(
+    request,
+    page: Page,
+    *,
+    render: Callable[[Any], Any] | type[BaseSerializer],
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """One page as every list answers: `{"results", "next_cursor", "has_more", **extra}`, and a
+    `Link: <...>; rel="next"` header when there is a next page. `render` turns one item into its JSON
+    (a function, or a serializer class applied with many=True)."""
+    if isinstance(render, type) and issubclass(render, BaseSerializer):
+        results = render(page.items, many=True).data
+    else:
+        results = [render(item) for item in page.items]
+    body = {"results": results, "next_cursor": page.next_cursor, "has_more": page.has_more, **(extra or {})}
+    headers = {"Link": next_link(request, page.next_cursor)} if page.has_more and page.next_cursor else {}
+    return Response(body, headers=headers)

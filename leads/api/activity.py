@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import urlencode
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.response import Response
 
 from accounts.scopes import LEADS_READ
-from core.api import AccountScopedAPIView
-from core.errors import InvalidParameter
-from core.keyset import parse_limit
+from core.api import AccountScopedAPIView, list_params, page_response
 from core.schema import errors, list_envelope
 
 from .. import selectors
@@ -21,7 +16,6 @@ from ..representation import note_to_dict
 from .notes import NoteOutputSerializer
 from .serializers import ScoreRuleHitSerializer
 
-ACTIVITY_PARAMS = frozenset({"limit", "cursor"})
 ACTIVITY_TYPES = [*selectors.ACTIVITY_EVENT_TYPES, selectors.ACTIVITY_NOTE]
 
 
@@ -82,25 +76,6 @@ class LeadActivityView(AccountScopedAPIView):
     )
     def get(self, request, lead_id):
         """The lead's timeline, newest first: created, updated (before/after), scored, and its notes."""
-        unknown = sorted(set(request.query_params) - ACTIVITY_PARAMS)
-        if unknown:
-            raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)}.")
-        limit = parse_limit(
-            request.query_params.get("limit"),
-            default=settings.LEADBASE_LIST_DEFAULT_LIMIT,
-            maximum=settings.LEADBASE_LIST_MAX_LIMIT,
-        )
-        page = selectors.lead_activity(
-            account=self.account, lead_id=lead_id, cursor=request.query_params.get("cursor") or None, limit=limit
-        )
-        body = {
-            "results": [activity_to_dict(item) for item in page.items],
-            "next_cursor": page.next_cursor,
-            "has_more": page.has_more,
-        }
-        headers = {}
-        if page.next_cursor:
-            query = request.query_params.copy()
-            query["cursor"] = page.next_cursor
-            headers["Link"] = f'<{request.build_absolute_uri(request.path)}?{urlencode(query, doseq=True)}>; rel="next"'
-        return Response(body, headers=headers)
+        params = list_params(request)
+        page = selectors.lead_activity(account=self.account, lead_id=lead_id, cursor=params.cursor, limit=params.limit)
+        return page_response(request, page, render=activity_to_dict)

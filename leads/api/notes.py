@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from core.api import AccountScopedAPIView
-from core.errors import InvalidParameter
+from core.api import AccountScopedAPIView, list_params, page_response
 from core.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from core.keyset import paginate, parse_limit, parse_sort
+from core.keyset import paginate, parse_sort
 from core.schema import errors, list_envelope
 from core.serializers import StrictInputSerializer
 
@@ -19,7 +17,6 @@ from ..models import NOTE_MAX_LENGTH, Note, Segment
 from ..representation import note_to_dict, segment_to_dict
 
 NOTE_SORT = parse_sort(None, allowed={"created_at": False}, default="created_at")
-NOTE_LIST_KEYS = frozenset({"limit", "cursor"})
 
 
 class NoteInputSerializer(StrictInputSerializer):
@@ -69,29 +66,12 @@ class LeadNoteListView(AccountScopedAPIView):
     )
     def get(self, request, lead_id):
         """List a lead's notes, oldest first."""
-        unknown = sorted(set(request.query_params) - NOTE_LIST_KEYS)
-        if unknown:
-            raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)}.")
+        params = list_params(request)
         qs = selectors.note_list(account=self.account, lead_id=lead_id)
-        limit = parse_limit(
-            request.query_params.get("limit"),
-            default=settings.LEADBASE_LIST_DEFAULT_LIMIT,
-            maximum=settings.LEADBASE_LIST_MAX_LIMIT,
-        )
         page = paginate(
-            qs,
-            keys=NOTE_SORT,
-            limit=limit,
-            cursor=request.query_params.get("cursor") or None,
-            scope=f"notes:{self.account.pk}:{lead_id}",
+            qs, keys=NOTE_SORT, limit=params.limit, cursor=params.cursor, scope=f"notes:{self.account.pk}:{lead_id}"
         )
-        return Response(
-            {
-                "results": [note_to_dict(n) for n in page.items],
-                "next_cursor": page.next_cursor,
-                "has_more": page.has_more,
-            }
-        )
+        return page_response(request, page, render=note_to_dict)
 
     @extend_schema(
         operation_id="leads_notes_create",

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from accounts.scopes import ADMIN
-from core.api import AccountScopedAPIView
-from core.errors import InvalidParameter
+from core.api import AccountScopedAPIView, list_params, page_response
 from core.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from core.keyset import parse_limit
 from core.schema import errors, list_envelope
 from core.serializers import StrictInputSerializer
 
@@ -21,7 +18,6 @@ from .. import services
 from ..models import Suppression, SuppressionReason
 from ..suppression import suppression_get, suppression_page
 
-SUPPRESSION_LIST_KEYS = frozenset({"limit", "cursor"})
 MANUAL_REASONS = [SuppressionReason.REQUESTED, SuppressionReason.OTHER]
 
 
@@ -103,22 +99,9 @@ class SuppressionListView(AccountScopedAPIView):
     )
     def get(self, request):
         """List the account's suppressed emails (as hashes), newest first."""
-        unknown = sorted(set(request.query_params) - SUPPRESSION_LIST_KEYS)
-        if unknown:
-            raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)}.")
-        limit = parse_limit(
-            request.query_params.get("limit"),
-            default=settings.LEADBASE_LIST_DEFAULT_LIMIT,
-            maximum=settings.LEADBASE_LIST_MAX_LIMIT,
-        )
-        page = suppression_page(account=self.account, cursor=request.query_params.get("cursor") or None, limit=limit)
-        return Response(
-            {
-                "results": SuppressionSerializer(page.items, many=True).data,
-                "next_cursor": page.next_cursor,
-                "has_more": page.has_more,
-            }
-        )
+        params = list_params(request)
+        page = suppression_page(account=self.account, cursor=params.cursor, limit=params.limit)
+        return page_response(request, page, render=SuppressionSerializer)
 
     @extend_schema(
         operation_id="suppressions_create",

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.utils.cache import get_conditional_response
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from core.api import AccountScopedAPIView
+from core.api import AccountScopedAPIView, page_response
 from core.errors import InvalidParameter
 from core.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from core.schema import errors, filterset_parameters
@@ -58,19 +56,8 @@ class LeadListCreateView(AccountScopedAPIView):
     def get(self, request):
         """List leads: filters, sort and cursor pagination."""
         page = selectors.lead_list(account=self.account, params=request.query_params)
-        body = {
-            "results": [lead_to_dict(lead) for lead in page.items],
-            "next_cursor": page.next_cursor,
-            "has_more": page.has_more,
-        }
-        if page.total_count is not None:
-            body["total_count"] = page.total_count
-        headers = {}
-        if page.next_cursor:
-            query = request.query_params.copy()
-            query["cursor"] = page.next_cursor
-            headers["Link"] = f'<{request.build_absolute_uri(request.path)}?{urlencode(query, doseq=True)}>; rel="next"'
-        return Response(body, headers=headers)
+        extra = {"total_count": page.total_count} if page.total_count is not None else None
+        return page_response(request, page, render=lead_to_dict, extra=extra)
 
     @extend_schema(
         operation_id="leads_create",

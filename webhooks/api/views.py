@@ -9,9 +9,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from accounts.scopes import ADMIN, LEADS_READ
-from core.api import AccountScopedAPIView
+from core.api import AccountScopedAPIView, list_params, page_response
 from core.errors import InvalidCursor, InvalidParameter
-from core.keyset import parse_limit
+from core.keyset import Page, parse_limit
 from core.schema import errors, list_envelope
 
 from .. import services
@@ -27,6 +27,7 @@ from .serializers import (
 )
 
 CURSOR_SALT = "leadbase.events.v1"
+EVENT_PARAMS = frozenset({"cursor", "type", "since", "limit"})
 
 
 class WebhookListView(AccountScopedAPIView):
@@ -168,18 +169,16 @@ class EventListView(AccountScopedAPIView):
     )
     def get(self, request):
         """The change feed: every event in order, replayable from a cursor (kept 30+ days)."""
+        page_params = list_params(request, allowed=EVENT_PARAMS, default_limit=100, max_limit=500)
         params = request.query_params
-        unknown = sorted(set(params) - {"cursor", "type", "since", "limit"})
-        if unknown:
-            raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)}.")
-        after = _decode(params.get("cursor"), self.account.pk)
+        after = _decode(page_params.cursor, self.account.pk)
         types = [t for t in (params.get("type") or "").split(",") if t]
         if set(types) - set(EventType.values):
             raise InvalidParameter(f"Unknown event type; use {', '.join(EventType.values)}.")
         since = parse_datetime(params["since"]) if params.get("since") else None
         if params.get("since") and since is None:
             raise InvalidParameter("since must be an RFC 3339 date-time.")
-        limit = parse_limit(params.get("limit"), default=100, maximum=500)
+        limit = page_params.limit
         rows = services.event_list(account=self.account, after_id=after, types=types, since=since, limit=limit)
         has_more = len(rows) > limit
         rows = rows[:limit]
@@ -188,7 +187,7 @@ class EventListView(AccountScopedAPIView):
         cursor = (
             django_signing.Signer(salt=CURSOR_SALT).sign_object({"a": self.account.pk, "e": last}) if last else None
         )
-        return Response({"results": [e.payload() for e in rows], "next_cursor": cursor, "has_more": has_more})
+        return page_response(request, Page(rows, cursor, has_more), render=lambda event: event.payload())
 
 
 def _decode(cursor: str | None, account_id: int) -> int | None:
