@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 
 from core.keyset import nullable_sort_expressions
 from core.models import AccountScopedModel
@@ -87,7 +88,10 @@ class Lead(AccountScopedModel):
             models.Index(fields=["account", "company", "id"], name="lead_acct_company_idx"),
             models.Index(fields=["account", "last_name", "id"], name="lead_acct_last_name_idx"),
             # Common filters and the soft-duplicate lookups.
-            models.Index(fields=["account", "status", "created_at"], name="lead_acct_status_idx"),
+            models.Index(fields=["account", "status", "created_at", "id"], name="lead_acct_status_created_idx"),
+            # The soft-duplicate lookup of every create (§4.4: same first + last name and company,
+            # compared lower-cased, leads.rules.SoftDuplicateIndex): without it, a scan of the table.
+            models.Index(F("account"), Lower("last_name"), Lower("company"), name="lead_acct_soft_dup_idx"),
             models.Index(fields=["account", "phone"], name="lead_acct_phone_idx", condition=~Q(phone="")),
             # The owner filter uses owner's own foreign-key index (a user is in few accounts).
             # Deleting a lead clears possible_duplicate_of of the leads that point at it: a partial

@@ -131,7 +131,9 @@ class SoftDuplicateIndex:
         self.by_phone: dict[str, Any] = {}
         self.by_names: dict[tuple, Any] = {}
         if phones or names:
-            condition = Q(phone__in=phones) if phones else Q(pk__in=[])
+            # `phone <> ''` spelled out: it matches the partial phone index's predicate even when the
+            # IN list is too long for the planner to prove it (more than 100 values).
+            condition = (Q(phone__in=phones) & ~Q(phone="")) if phones else Q(pk__in=[])
             if names:
                 condition |= Q(_last__in={n[1] for n in names}, _company__in={n[2] for n in names})
             rows = (
