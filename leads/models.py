@@ -91,7 +91,13 @@ class Lead(AccountScopedModel):
             models.Index(fields=["account", "status", "created_at", "id"], name="lead_acct_status_created_idx"),
             # The soft-duplicate lookup of every create (§4.4: same first + last name and company,
             # compared lower-cased, leads.rules.SoftDuplicateIndex): without it, a scan of the table.
-            models.Index(F("account"), Lower("last_name"), Lower("company"), name="lead_acct_soft_dup_idx"),
+            models.Index(
+                F("account"),
+                Lower("last_name"),
+                Lower("company"),
+                Lower("first_name"),
+                name="lead_acct_soft_dup_names_idx",
+            ),
             models.Index(fields=["account", "phone"], name="lead_acct_phone_idx", condition=~Q(phone="")),
             # The owner filter uses owner's own foreign-key index (a user is in few accounts).
             # Deleting a lead clears possible_duplicate_of of the leads that point at it: a partial

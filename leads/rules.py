@@ -3,6 +3,8 @@ the identity requirement, identity and soft-duplicate matching, and applying cha
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Any
 
 from django.db.models import Q
@@ -135,7 +137,12 @@ class SoftDuplicateIndex:
             # IN list is too long for the planner to prove it (more than 100 values).
             condition = (Q(phone__in=phones) & ~Q(phone="")) if phones else Q(pk__in=[])
             if names:
-                condition |= Q(_last__in={n[1] for n in names}, _company__in={n[2] for n in names})
+                # The exact (first, last, company) triples, not three IN lists: with common names the
+                # lists' cross product matches much of the account. Each triple is one probe of
+                # lead_acct_soft_dup_idx.
+                condition |= functools.reduce(
+                    operator.or_, (Q(_first=first, _last=last, _company=company) for first, last, company in names)
+                )
             rows = (
                 lead_queryset(account=account)
                 .annotate(_first=Lower("first_name"), _last=Lower("last_name"), _company=Lower("company"))
