@@ -289,6 +289,8 @@ CELERY_TASK_ALWAYS_EAGER = not env_str("CELERY_BROKER_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
+# Keep retrying the broker at worker start (Celery 6 reads this instead of broker_connection_retry).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
@@ -339,6 +341,8 @@ LEADBASE_IMPORT_MAX_BYTES = env_int("LEADBASE_IMPORT_MAX_BYTES", 5 * 1024 * 1024
 LEADBASE_IMPORT_MAX_ROWS = env_int("LEADBASE_IMPORT_MAX_ROWS", 10_000)
 # Stored uploads and reports of CSV imports are deleted this long after the upload (daily task).
 LEADBASE_IMPORT_RETENTION_HOURS = env_int("LEADBASE_IMPORT_RETENTION_HOURS", 24)
+# Database connections a score recalculation runs its chunks on at once (PostgreSQL; 1 = one by one).
+LEADBASE_RESCORE_WORKERS = max(1, env_int("LEADBASE_RESCORE_WORKERS", 2))
 # Key of the suppression list's email hashes (§4.12, docs/privacy.md); empty: derived from SECRET_KEY.
 # Set it in production so rotating DJANGO_SECRET_KEY never touches the suppression list.
 LEADBASE_SUPPRESSION_KEY = env_str("LEADBASE_SUPPRESSION_KEY", "")

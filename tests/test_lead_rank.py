@@ -220,3 +220,41 @@ def test_a_rescoring_chunk_and_a_lead_write_that_holds_its_row_do_not_deadlock()
     assert errors == {}
     assert Lead.objects.filter(account=account, score=10).count() == 20
     ranks_match_scores(account)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_recalculation_outside_a_transaction_runs_its_chunks_on_several_connections(settings, monkeypatch):
+    """On PostgreSQL, outside a transaction, chunks run on LEADBASE_RESCORE_WORKERS connections; the
+    result, the events and the job's progress are those of the one-by-one run."""
+    from jobs.models import Job, JobStatus
+
+    settings.LEADBASE_RESCORE_WORKERS = 3
+    monkeypatch.setattr(services, "RECALCULATION_CHUNK", 7)
+    account = Account.objects.create(slug="parallel", name="Parallel")
+    for n in range(50):
+        LeadFactory(account=account, email=f"p{n}@par.test", country="DE" if n % 5 else "FR")
+    add_rule(account, field="country", value="DE", points=35)
+    Event.objects.filter(account=account).delete()
+    threads_seen: set[int] = set()
+    original = services._rescore_chunk
+
+    def spy(*args, **kwargs):
+        threads_seen.add(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_rescore_chunk", spy)
+    job = services.recalculation_enqueue(account=account, actor=None)  # eager: already ran once
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED)
+    Lead.objects.filter(account=account).update(score=0, score_breakdown=[])
+    Event.objects.filter(account=account).delete()
+
+    result = services.account_rescore(account_id=account.pk, job_id=job.pk)
+
+    assert len(threads_seen) > 1
+    assert result == {"leads": 50, "changed": 40, "rules": 1}
+    assert Lead.objects.filter(account=account, score=35).count() == 40
+    assert Event.objects.filter(account=account, type="lead.scored").count() == 40
+    job.refresh_from_db()
+    assert (job.status, job.progress_done, job.progress_total) == (JobStatus.SUCCEEDED, 50, 50)
+    ranks_match_scores(account)
