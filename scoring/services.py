@@ -21,7 +21,7 @@ from jobs.services import job_create, job_fail, job_progress, job_requeue, job_s
 from leads.models import Lead
 from leads.selectors import lead_filter, lead_queryset
 from webhooks.models import EventType
-from webhooks.services import events_fan_out, events_feed_lock, events_record
+from webhooks.services import events_fan_out, events_record, feed_lock_keys
 
 from .compiler import rule_condition, score_expressions, validate_rule
 from .models import ScoringRule
@@ -183,36 +183,46 @@ def _rescore_chunk(account: Account, chunk, score, breakdown) -> int:
     return len(before)
 
 
-# Two statements per chunk, rows locked before the feed lock as on every other write path (a lead
-# write locks its row, then takes the account's feed lock to append its event; the reverse order
-# would deadlock with it).
-# 1. `candidates` are the chunk's leads whose score or breakdown would change, with the new values,
-#    evaluated once on the chunk's id range. The UPDATE finds them by primary key (`= ANY(ARRAY(...))`
-#    keeps the planner on the index) and writes only rows whose version is still the one scored: a
-#    lead edited meanwhile was rescored by that edit and is left alone. The lead row has no index on
-#    what changes (leads.models.LeadRank), so the update is heap-only wherever the page has room.
-# 2. Under the feed lock, a lead.scored event for each lead whose score changed, in id order, with the
-#    payload `announce_scores` writes, read from the rows just written (still locked by us).
+# One statement per chunk, with the locks in the order every other writer takes them: a lead write
+# locks its row, then takes the account's feed lock to append its event (the reverse order deadlocks
+# with it; a test reproduces that).
+# - `candidates`: the chunk's leads whose score or breakdown would change, with the new values,
+#   evaluated once on the chunk's id range.
+# - `changed`: the UPDATE finds them by primary key (`= ANY(ARRAY(...))` keeps the planner on the
+#   index) and writes only rows whose version is still the one scored (a lead edited meanwhile was
+#   rescored by that edit). The lead row has no index on what changes (leads.models.LeadRank), so
+#   the update is heap-only wherever the page has room.
+# - `feed_lock` counts every row of `changed` before it takes the feed lock, so the lock comes after
+#   all the row locks; each event row is built from a row of `changed` and the one `feed_lock` row,
+#   so no event is inserted before the lock is held.
+# - the lead.scored events, one per lead whose score changed, in id order, with the payload
+#   `announce_scores` writes.
 RESCORE_CHUNK_SQL = """
-WITH candidates AS ({candidates})
-UPDATE leads_lead
-   SET score = candidates.new_score, score_breakdown = candidates.new_breakdown,
-       scored_at = %s, version = leads_lead.version + 1
-  FROM candidates
- WHERE leads_lead.id = ANY(ARRAY(SELECT id FROM candidates)) AND leads_lead.id = candidates.id
-   AND leads_lead.version = candidates.version
-RETURNING leads_lead.id, candidates.score, leads_lead.score
-"""
-SCORED_EVENTS_SQL = """
-INSERT INTO webhooks_event (account_id, type, lead_id, data, created_at)
-SELECT %s, %s, lead.id, jsonb_build_object(
-           'lead_id', lead.id::text, 'previous_score', changed.previous_score,
-           'score', lead.score, 'score_breakdown', lead.score_breakdown),
-       %s
-  FROM unnest(%s::uuid[], %s::integer[]) AS changed (id, previous_score)
-  JOIN leads_lead AS lead ON lead.id = changed.id
- ORDER BY lead.id
-RETURNING id
+WITH candidates AS ({candidates}),
+changed AS (
+    UPDATE leads_lead
+       SET score = candidates.new_score, score_breakdown = candidates.new_breakdown,
+           scored_at = %s, version = leads_lead.version + 1
+      FROM candidates
+     WHERE leads_lead.id = ANY(ARRAY(SELECT id FROM candidates)) AND leads_lead.id = candidates.id
+       AND leads_lead.version = candidates.version
+ RETURNING leads_lead.id, candidates.score AS previous_score, leads_lead.score, leads_lead.score_breakdown
+),
+feed_lock AS (
+    SELECT count(*) AS rows, pg_advisory_xact_lock(%s, %s) AS locked FROM changed
+),
+events AS (
+    INSERT INTO webhooks_event (account_id, type, lead_id, data, created_at)
+    SELECT %s, %s, changed.id, jsonb_build_object(
+               'lead_id', changed.id::text, 'previous_score', changed.previous_score,
+               'score', changed.score, 'score_breakdown', changed.score_breakdown),
+           %s
+      FROM changed CROSS JOIN feed_lock
+     WHERE changed.previous_score <> changed.score
+     ORDER BY changed.id
+ RETURNING id
+)
+SELECT (SELECT rows FROM feed_lock), COALESCE((SELECT array_agg(id ORDER BY id) FROM events), '{{}}')
 """
 
 
@@ -225,17 +235,13 @@ def _rescore_chunk_postgres(account: Account, chunk, score, breakdown) -> int:
     )
     candidates_sql, candidates_params = candidates.query.sql_with_params()
     now = timezone.now()
+    lock_class, lock_key = feed_lock_keys(account_id=account.pk)
+    params = [*candidates_params, now, lock_class, lock_key, account.pk, EventType.LEAD_SCORED, now]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(RESCORE_CHUNK_SQL.format(candidates=candidates_sql), [*candidates_params, now])
-        rows = cursor.fetchall()
-        scored = sorted((pk, previous) for pk, previous, new in rows if previous != new)
-        if scored:
-            events_feed_lock(account_id=account.pk)
-            ids, previous = zip(*scored, strict=True)
-            cursor.execute(SCORED_EVENTS_SQL, [account.pk, EventType.LEAD_SCORED, now, list(ids), list(previous)])
-            event_ids = [row[0] for row in cursor.fetchall()]
-            events_fan_out(account=account, type=EventType.LEAD_SCORED, event_ids=event_ids)
-    return len(rows)
+        cursor.execute(RESCORE_CHUNK_SQL.format(candidates=candidates_sql), params)
+        changed, event_ids = cursor.fetchone()
+        events_fan_out(account=account, type=EventType.LEAD_SCORED, event_ids=event_ids)
+    return changed
 
 
 def recalculation_enqueue(*, account: Account, actor: Actor | None, params: dict | None = None) -> Job:

@@ -57,7 +57,7 @@ def events_record(*, account: Account, type: str, items: Iterable[tuple[Any, dic
 def events_fan_out(*, account: Account, type: str, event_ids: list[int]) -> None:
     """Deliveries (outbox rows) of these new events for every active subscription that wants `type`,
     in one INSERT, and a delivery run kicked off after commit. For writers that insert events
-    themselves in SQL (a rescoring chunk); they hold the feed lock (`events_feed_lock`) already."""
+    themselves in SQL (a rescoring chunk); they hold the feed lock (`feed_lock_keys`) already."""
     subscriptions = [s for s in _active_subscriptions(account) if s.wants(type)]
     if subscriptions and event_ids:
         now = timezone.now()
@@ -71,9 +71,10 @@ def events_fan_out(*, account: Account, type: str, event_ids: list[int]) -> None
         transaction.on_commit(_kick_delivery)
 
 
-def events_feed_lock(*, account_id: int) -> None:
-    """Take the account's feed lock for an event INSERT written in SQL (see `_lock_feed`)."""
-    _lock_feed(account_id)
+def feed_lock_keys(*, account_id: int) -> tuple[int, int]:
+    """The two keys of the account's feed lock (`pg_advisory_xact_lock(class, key)`), for an event
+    INSERT written in SQL that takes the lock itself (see `_lock_feed`)."""
+    return FEED_LOCK_CLASS, account_id & 0x7FFFFFFF
 
 
 def _lock_feed(account_id: int) -> None:
@@ -84,7 +85,7 @@ def _lock_feed(account_id: int) -> None:
     written at the end of a change, so only that tail is serialized). SQLite has one writer anyway."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [FEED_LOCK_CLASS, account_id & 0x7FFFFFFF])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(feed_lock_keys(account_id=account_id)))
 
 
 def _fill_ids(account: Account, events: list[Event]) -> None:
