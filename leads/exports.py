@@ -272,56 +272,42 @@ def iso_utc(value: dt.datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def _as_is(value):
+    return value
+
+
+def _text_or_null(value: str | None) -> str | None:
+    return neutralise(value) if value else None
+
+
+def _phone_cell(value: str) -> str:
+    return neutralise_phone(value) if value else value
+
+
+def _tags_cell(tags: str) -> str:
+    return neutralise(TAG_SEPARATOR.join(orjson.loads(tags))) if tags != "[]" else ""
+
+
+# How each column of a row becomes a CSV/XLSX cell; a column not named is text, neutralised.
+_SPREADSHEET_CELL = {
+    "id": _as_is,
+    "email": _text_or_null,
+    "phone": _phone_cell,
+    "score": _as_is,
+    "tags": _tags_cell,
+    "owner": _as_is,
+    "external_id": _text_or_null,
+    "possible_duplicate_of": _as_is,
+    "created_at": iso_utc,
+    "updated_at": iso_utc,
+    "scored_at": iso_utc,
+}
+_SPREADSHEET_CONVERTERS = tuple(_SPREADSHEET_CELL.get(column, neutralise) for column in EXPORT_COLUMNS)
+
+
 def spreadsheet_cells(row: tuple) -> list:
     """One row as CSV/XLSX cells: neutralised text; None for null; UUIDs and integers as they are."""
-    (
-        lead_id,
-        email,
-        first_name,
-        last_name,
-        company,
-        job_title,
-        website,
-        city,
-        phone,
-        country,
-        source,
-        status,
-        score,
-        score_breakdown,
-        tags,
-        owner_id,
-        external_id,
-        custom_fields,
-        duplicate_of,
-        created_at,
-        updated_at,
-        scored_at,
-    ) = row
-    return [
-        lead_id,
-        neutralise(email) if email else None,
-        neutralise(first_name),
-        neutralise(last_name),
-        neutralise(company),
-        neutralise(job_title),
-        neutralise(website),
-        neutralise(city),
-        neutralise_phone(phone) if phone else phone,
-        neutralise(country),
-        neutralise(source),
-        neutralise(status),
-        score,
-        neutralise(score_breakdown),
-        neutralise(TAG_SEPARATOR.join(orjson.loads(tags))) if tags != "[]" else "",
-        owner_id,
-        neutralise(external_id) if external_id else None,
-        neutralise(custom_fields),
-        duplicate_of,
-        iso_utc(created_at),
-        iso_utc(updated_at),
-        iso_utc(scored_at),
-    ]
+    return [convert(value) for convert, value in zip(_SPREADSHEET_CONVERTERS, row, strict=True)]
 
 
 def csv_chunks(batches: Iterator[list[tuple]]) -> Iterator[bytes]:
@@ -338,55 +324,13 @@ def csv_chunks(batches: Iterator[list[tuple]]) -> Iterator[bytes]:
 
 
 def json_object(row: tuple) -> dict[str, Any]:
-    """One row shaped like lead_to_dict (orjson renders UUIDs and UTC datetimes the same way)."""
-    (
-        lead_id,
-        email,
-        first_name,
-        last_name,
-        company,
-        job_title,
-        website,
-        city,
-        phone,
-        country,
-        source,
-        status,
-        score,
-        score_breakdown,
-        tags,
-        owner_id,
-        external_id,
-        custom_fields,
-        duplicate_of,
-        created_at,
-        updated_at,
-        scored_at,
-    ) = row
-    return {
-        "id": lead_id,
-        "email": email,
-        "first_name": first_name,
-        "last_name": last_name,
-        "company": company,
-        "job_title": job_title,
-        "website": website,
-        "city": city,
-        "phone": phone,
-        "country": country,
-        "source": source,
-        "status": status,
-        "score": score,
-        "score_breakdown": orjson.Fragment(score_breakdown),
-        "tags": orjson.Fragment(tags),
-        "owner": owner_id,
-        "external_id": external_id,
-        "custom_fields": orjson.Fragment(custom_fields),
-        "possible_duplicate_of": duplicate_of,
-        "created_at": created_at,
-        "updated_at": updated_at,
-        "scored_at": scored_at,
-    }
+    """One row shaped like lead_to_dict (orjson renders UUIDs and UTC datetimes the same way); the
+    JSON columns arrive as JSON text and pass through without being parsed again."""
+    obj = dict(zip(EXPORT_COLUMNS, row, strict=True))
+    obj["score_breakdown"] = orjson.Fragment(obj["score_breakdown"])
+    obj["tags"] = orjson.Fragment(obj["tags"])
+    obj["custom_fields"] = orjson.Fragment(obj["custom_fields"])
+    return obj
 
 
 _JSON_OPTIONS = orjson.OPT_UTC_Z
