@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+import types
 import uuid
 
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test import override_settings
+from django_ratelimit import core as login_ratelimit_core
 from rest_framework.test import APIClient
 
 from accounts.models import Role
@@ -107,3 +110,12 @@ def isolated_rate_limits(settings):
     ratelimit.reset_limiter()
     yield
     ratelimit.reset_limiter()
+
+
+@pytest.fixture(autouse=True)
+def login_ratelimit_clock_stands_still(monkeypatch):
+    """django-ratelimit (the login forms) counts in fixed windows whose edges fall at a per-key second
+    of the minute; a test whose requests straddled an edge would see its count restart and flake.
+    The clock django-ratelimit reads stands still during each test, so a test stays in one window."""
+    now = time.time()
+    monkeypatch.setattr(login_ratelimit_core, "time", types.SimpleNamespace(time=lambda: now))
