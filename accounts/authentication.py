@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
-from .services import API_KEY_PREFIX, api_key_authenticate
+from .services import API_KEY_PREFIX, api_key_admit
 
 
 def client_ip(request) -> str | None:
@@ -31,10 +31,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = raw.strip()
         if not raw:
             raise exceptions.AuthenticationFailed("Empty API key.")
-        actor = api_key_authenticate(raw_key=raw, ip=client_ip(request))
-        if actor is None:
+        # Authenticated and the account's budget spent in one go (one Redis round trip for a cached
+        # key); enforce_rate_limit then finds the decision on the request and refuses if it says so.
+        admission = api_key_admit(raw_key=raw, ip=client_ip(request), spend=True)
+        if admission is None:
             raise exceptions.AuthenticationFailed("The API key is invalid, revoked or expired.")
+        actor = admission.actor
         request._request.account = actor.account
+        if admission.decision is not None:
+            request._request.rate_decision = admission.decision
         return actor.user, actor
 
     def authenticate_header(self, request) -> str:

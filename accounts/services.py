@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import (
@@ -23,10 +21,10 @@ from oauth2_provider.models import (
 
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, field_error
 
+from . import credentials
 from .actor import Actor
 from .models import Account, ApiKey, AuditLogEntry, Membership, OAuthAppRegistration, Plan, Role, User
-from .scopes import ALL_SCOPES, ROLE_SCOPES, effective_scopes, split_scopes
-from .usage import api_key_record_use
+from .scopes import ALL_SCOPES, ROLE_SCOPES, split_scopes
 
 API_KEY_PREFIX = "lb_"
 # 32 random bytes -> 43 URL-safe characters after "lb_".
@@ -155,35 +153,26 @@ def api_key_revoke(*, account: Account, key_id: int, actor: Actor | None = None,
     return key
 
 
+def api_key_well_formed(raw_key: str) -> bool:
+    return raw_key.startswith(API_KEY_PREFIX) and API_KEY_LOOKUP_LENGTH + 8 <= len(raw_key) <= 200
+
+
+def api_key_admit(*, raw_key: str, ip: str | None, spend: bool = True) -> credentials.Admission | None:
+    """Authenticate a presented key, record its use and (`spend`) spend one request of its account's
+    budget: with a cached key one Redis round trip and no query (accounts/credentials.py). None when the
+    key is malformed, unknown, revoked, expired or orphaned."""
+    if not api_key_well_formed(raw_key):
+        return None
+    return credentials.admit(
+        raw_key=raw_key, prefix=raw_key[:API_KEY_LOOKUP_LENGTH], key_hash=hash_api_key(raw_key), ip=ip, spend=spend
+    )
+
+
 def api_key_authenticate(*, raw_key: str, ip: str | None) -> Actor | None:
-    """Resolve a presented key to an Actor, or None when it is unknown, revoked, expired or orphaned."""
-    if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) < API_KEY_LOOKUP_LENGTH + 8 or len(raw_key) > 200:
-        return None
-    # One query: the key, its account and creator, and the creator's role in the account.
-    role_in_account = Membership.objects.filter(account_id=OuterRef("account_id"), user_id=OuterRef("created_by_id"))
-    key = (
-        ApiKey.objects.select_related("account", "created_by")
-        .annotate(creator_role=Subquery(role_in_account.values("role")[:1]))
-        .filter(prefix=raw_key[:API_KEY_LOOKUP_LENGTH])
-        .first()
-    )
-    if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(raw_key)):
-        return None
-    if not key.is_active or not key.created_by.is_active:
-        return None
-    role = key.creator_role
-    if role is None:
-        return None
-    # Batched through Redis in production (at most one UPDATE per key and interval), see accounts/usage.py.
-    api_key_record_use(key=key, ip=ip)
-    return Actor(
-        user=key.created_by,
-        account=key.account,
-        role=role,
-        scopes=effective_scopes(key.scopes, role),
-        api_key=key,
-        ip=ip,
-    )
+    """Resolve a presented key to an Actor, or None when it is unknown, revoked, expired or orphaned.
+    Spends no budget (callers that need it, like MCP, spend it themselves)."""
+    admission = api_key_admit(raw_key=raw_key, ip=ip, spend=False)
+    return admission.actor if admission is not None else None
 
 
 def member_add(*, account: Account, email: str, role: str, actor: Actor) -> Membership:

@@ -84,6 +84,12 @@ def record_use_now(key: ApiKey, ip: str | None, *, count: int = 1, at: dt.dateti
     )
 
 
+def usage_keys(prefix: str) -> tuple[str, str]:
+    """Redis keys of one API key's pending uses and of the set of keys with pending uses."""
+    ns = settings.LEADBASE_API_KEY_USAGE_PREFIX
+    return f"{ns}:pending:{prefix}", f"{ns}:dirty"
+
+
 class UsageRecorder:
     """Records uses in Redis and flushes them to PostgreSQL; falls back to direct writes on failure."""
 
@@ -97,13 +103,8 @@ class UsageRecorder:
         self._take = self._client.register_script(TAKE_LUA)
         self.breaker = RedisBreaker(logger=logger, what="API key usage", fallback="writing each use directly")
 
-    @property
-    def namespace(self) -> str:
-        return settings.LEADBASE_API_KEY_USAGE_PREFIX
-
     def _keys(self, prefix: str) -> tuple[str, str]:
-        ns = self.namespace
-        return f"{ns}:pending:{prefix}", f"{ns}:dirty"
+        return usage_keys(prefix)
 
     def record(self, key: ApiKey, ip: str | None) -> None:
         import redis

@@ -106,6 +106,9 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, health-checking only connections idle longer than the delay below.
+        DATABASES["default"]["ENGINE"] = "core.backends.postgresql"
 else:
     DATABASES = {
         "default": {
@@ -116,6 +119,11 @@ else:
     }
 DATABASES["default"].setdefault("TEST", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# A reused connection idle for longer than this is health-checked (SELECT 1) before its first query of
+# a request; one used more recently is trusted (core/backends/postgresql). 0 checks every request.
+LEADBASE_DB_CHECK_DELAY_SECONDS = env_int("LEADBASE_DB_CHECK_DELAY_SECONDS", 10)
+# The hottest hand-written queries (API-key lookup, one lead by id) run as prepared statements.
+LEADBASE_DB_PREPARED_STATEMENTS = env_bool("LEADBASE_DB_PREPARED_STATEMENTS", True)
 
 # --- Cache ----------------------------------------------------------------------------------
 REDIS_URL = env_required("REDIS_URL") if PRODUCTION else env_str("REDIS_URL")
@@ -203,6 +211,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.permissions.HasAccount"],
     "DEFAULT_RENDERER_CLASSES": ["core.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.APIContentNegotiation",
     # DRF's strict JSON parser, refusing integers past 64 bits (they could be stored but never rendered).
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -301,6 +310,9 @@ CELERY_TIMEZONE = TIME_ZONE
 # API-key usage audit (accounts/usage.py): with Redis, requests gather uses there and beat writes each
 # key's row once per this many seconds; 0 (or no Redis) writes the row on every request instead.
 LEADBASE_API_KEY_USAGE_FLUSH_SECONDS = env_int("LEADBASE_API_KEY_USAGE_FLUSH_SECONDS", 30)
+# With Redis, a process keeps API keys it looked up this long, each use confirmed current by Redis in
+# the request's rate-limit round trip (accounts/credentials.py); 0 looks every key up in the database.
+LEADBASE_CREDENTIAL_CACHE_SECONDS = env_int("LEADBASE_CREDENTIAL_CACHE_SECONDS", 60)
 CELERY_BEAT_SCHEDULE: dict = {
     "purge-idempotency-keys": {"task": "core.purge_idempotency_keys", "schedule": 3600.0},
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 30.0},

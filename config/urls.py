@@ -9,6 +9,8 @@ from core.views import handler400, handler403, handler404, handler500  # noqa: F
 DOCS_METHODS = ["get", "head"]
 
 api_v1 = [
+    # Leads first: their routes are the busiest, and Django tries the patterns in order.
+    path("", include("leads.api.urls")),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(http_method_names=DOCS_METHODS), name="schema"),
     re_path(
         r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema", http_method_names=DOCS_METHODS), name="docs"
@@ -18,7 +20,6 @@ api_v1 = [
     ),
     path("", include("accounts.api.urls")),
     path("", include("scoring.api.urls")),
-    path("", include("leads.api.urls")),
     path("", include("jobs.api.urls")),
     path("", include("webhooks.api.urls")),
 ]

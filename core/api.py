@@ -31,10 +31,10 @@ def enforce_rate_limit(request, account=None) -> None:
     if not settings.LEADBASE_RATE_LIMIT_ENABLED:
         return
     django_request = getattr(request, "_request", request)
-    if getattr(django_request, "rate_decision", None) is not None:
-        return
-    decision = ratelimit.hit_account(account) if account is not None else ratelimit.hit_ip(client_ip(request))
-    django_request.rate_decision = decision
+    decision = getattr(django_request, "rate_decision", None)
+    if decision is None:  # API-key authentication spends it itself, in its own round trip
+        decision = ratelimit.hit_account(account) if account is not None else ratelimit.hit_ip(client_ip(request))
+        django_request.rate_decision = decision
     if not decision.allowed:
         scope = "account" if account is not None else "client address"
         raise RateLimited(

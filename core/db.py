@@ -1,8 +1,10 @@
-"""Database connection tuning shared by every app."""
+"""Database helpers shared by every app: connection tuning and hand-written SELECTs of models."""
 
 from __future__ import annotations
 
 import sqlite3
+
+from django.db import models
 
 
 def sqlite_use_real_variable_limit(sender, connection, **kwargs) -> None:
@@ -20,3 +22,59 @@ def sqlite_use_real_variable_limit(sender, connection, **kwargs) -> None:
     limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     if limit > connection.features.max_query_params:
         connection.features.max_query_params = limit
+
+
+def hot_cursor(connection):
+    """A cursor for a query run on almost every request: prepared by PostgreSQL once per connection
+    (core/backends/postgresql), a plain cursor elsewhere (SQLite)."""
+    prepared = getattr(connection, "prepared_cursor", None)
+    return prepared() if prepared is not None else connection.cursor()
+
+
+class ModelColumns:
+    """One model's columns in a hand-written SELECT, and instances made from the row.
+
+    For the few hot queries where compiling a queryset costs more than running it (an API-key
+    lookup joining four tables, one lead by id): the SQL is written once, the column list comes from
+    the model (so a new field is selected without touching the query), and each value goes through
+    the same converters the ORM applies (JSON text to Python, SQLite's UUID text to UUID, ...)
+    before `Model.from_db`, so the instance is the one a queryset would have built.
+    """
+
+    def __init__(self, model: type[models.Model], alias: str):
+        self.model = model
+        self.alias = alias
+        self.fields = tuple(model._meta.concrete_fields)
+        self.attnames = [f.attname for f in self.fields]
+        self._converters: dict[str, list] = {}
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def select(self, connection) -> str:
+        quote = connection.ops.quote_name
+        return ", ".join(f"{quote(self.alias)}.{quote(f.column)}" for f in self.fields)
+
+    def converters(self, connection) -> list[tuple[int, object, list]]:
+        """(index, column, converters) of each column the ORM would convert (backend's, then field's)."""
+        cached = self._converters.get(connection.alias)
+        if cached is None:
+            cached = []
+            for i, field in enumerate(self.fields):
+                col = field.get_col(self.alias)
+                found = [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]
+                if found:
+                    cached.append((i, col, found))
+            self._converters[connection.alias] = cached
+        return cached
+
+    def convert(self, values, connection) -> list:
+        """The row's values as the model's fields hold them (what `from_db` expects)."""
+        out = list(values)
+        for i, col, converters in self.converters(connection):
+            for converter in converters:
+                out[i] = converter(out[i], col, connection)
+        return out
+
+    def instance(self, converted_values, db: str) -> models.Model:
+        return self.model.from_db(db, self.attnames, list(converted_values))

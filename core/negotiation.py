@@ -1,8 +1,12 @@
-"""Content negotiation for endpoints that answer with a file whatever the client accepts."""
+"""Content negotiation: DRF's, with a shortcut for what nearly every API client sends, and one for
+endpoints that answer with a file whatever the client accepts."""
 
 from __future__ import annotations
 
-from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
+
+# Accept values that pick a JSON-first view's first renderer as DRF's negotiation would, parsed or not.
+JSON_ACCEPTS = frozenset({"*/*", "application/json", "application/*"})
 
 
 class FileContentNegotiation(BaseContentNegotiation):
@@ -15,3 +19,16 @@ class FileContentNegotiation(BaseContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
+
+
+class APIContentNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, minus parsing `Accept` on every request: no header, `*/*` or
+    `application/json` on a view whose first renderer is JSON gives that renderer and
+    `application/json` (what DRF answers too); anything else goes through DRF unchanged."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        if not format_suffix and renderers and renderers[0].media_type == "application/json":
+            accept = request.META.get("HTTP_ACCEPT") or "*/*"
+            if accept in JSON_ACCEPTS:
+                return renderers[0], renderers[0].media_type
+        return super().select_renderer(request, renderers, format_suffix)

@@ -13,20 +13,27 @@ the API down nor lift limits altogether; with N processes the effective budget i
 N x the plan's. After a failure Redis is retried every 5 seconds, not on every
 request, so requests are not slowed by connection timeouts during the outage (core/redis_breaker.py).
 
+Riders: other Redis commands of the same request (the API key's usage record and credential check,
+accounts/credentials.py) travel in the same pipeline as the hit, so an API request costs one Redis
+round trip in all. A rider is asked to `queue` one command, gets its reply in `settle`, or is told
+`unavailable` when Redis could not be asked (it then falls back on its own).
+
 `peek` reads a window without spending from it (the plan page shows the budget left that way): on
 Redis one read-only script (ZCOUNT over the window and its oldest entry), in memory the same count.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 
@@ -85,6 +92,31 @@ if oldest[2] then
 end
 return {count, reset}
 """
+
+
+# Lua scripts riders run (by sha), loaded again with the limiter's own after a NOSCRIPT.
+RIDER_SCRIPTS: dict[str, str] = {}
+
+
+def rider_script(lua: str) -> str:
+    """Register a script for riders; returns its sha for `pipe.evalsha`."""
+    sha = hashlib.sha1(lua.encode()).hexdigest()  # noqa: S324  (Redis names scripts by SHA-1)
+    RIDER_SCRIPTS[sha] = lua
+    return sha
+
+
+class Rider(Protocol):
+    """A Redis command that rides along with a budget hit, in the same round trip."""
+
+    def queue(self, pipe) -> None:
+        """Add exactly one command to the pipeline (`pipe.evalsha(sha, ...)`, never a Script object,
+        whose pipelines ask SCRIPT EXISTS first: a second round trip)."""
+
+    def settle(self, reply) -> None:
+        """The command's reply."""
+
+    def unavailable(self) -> None:
+        """Redis could not be asked (no Redis, an outage, an error): do without it."""
 
 
 @dataclass(frozen=True)
@@ -179,10 +211,47 @@ class RedisWindow:
     def _now(self) -> str:
         return "" if self._clock is None else str(self._clock())
 
-    def hit(self, key: str, limit: int, window: int, policy: str) -> Decision:
-        member = uuid.uuid4().hex
-        allowed, count, reset_us = self._script(keys=[key], args=[window * 1_000_000, limit, member, self._now()])
+    def hit(self, key: str, limit: int, window: int, policy: str, riders: Sequence[Rider] = ()) -> Decision:
+        args = [window * 1_000_000, limit, uuid.uuid4().hex, self._now()]
+        if not riders:
+            allowed, count, reset_us = self._script(keys=[key], args=args)
+        else:
+            replies = self.pipeline(riders, (self._script, [key], args))
+            allowed, count, reset_us = replies[-1]
         return _decision(bool(allowed), int(count), int(reset_us), limit, window, policy)
+
+    def pipeline(self, riders: Sequence[Rider], *scripts: tuple) -> list:
+        """Run the riders' commands and then `scripts` ((Script, keys, args), ...) in one round trip.
+        Riders get their replies; the scripts' replies are returned. A command refused with NOSCRIPT
+        (Redis restarted, SCRIPT FLUSH) did not run: its script is loaded and it alone runs again."""
+        import redis
+
+        commands: list[Callable] = [rider.queue for rider in riders]
+        for script, keys, args in scripts:
+            commands.append(
+                lambda pipe, script=script, keys=keys, args=args: pipe.evalsha(script.sha, len(keys), *keys, *args)
+            )
+        pipe = self._client.pipeline(transaction=False)
+        for command in commands:
+            command(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+        if missing:
+            for script in {s for s, _, _ in scripts}:
+                script.sha = self._client.script_load(script.script)
+            for lua in RIDER_SCRIPTS.values():
+                self._client.script_load(lua)
+            pipe = self._client.pipeline(transaction=False)
+            for i in missing:
+                commands[i](pipe)
+            for i, reply in zip(missing, pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        for rider, reply in zip(riders, replies, strict=False):
+            rider.settle(reply)
+        return replies[len(riders) :]
 
     def peek(self, key: str, limit: int, window: int, policy: str) -> Decision:
         """The budget as the next request would find it: one read-only script, nothing written."""
@@ -202,21 +271,40 @@ class RateLimiter:
             logger=logger, what="rate limiter", fallback="enforcing per-process fallback limits"
         )
 
-    def _decide(self, operation: str, identity: str, limit: int, policy: str) -> Decision:
+    def _decide(self, operation: str, identity: str, limit: int, policy: str, riders: Sequence[Rider] = ()) -> Decision:
         key = f"{self.prefix}:{identity}"
         if self.primary is not None and self.breaker.available():
             try:
-                decision = getattr(self.primary, operation)(key, limit, self.window, policy)
+                if riders:
+                    decision = self.primary.hit(key, limit, self.window, policy, riders)
+                else:
+                    decision = getattr(self.primary, operation)(key, limit, self.window, policy)
             except Exception as exc:  # any Redis failure: serve, log, fall back
                 self.breaker.failed(exc)
             else:
                 self.breaker.succeeded()
                 return decision
+        for rider in riders:
+            rider.unavailable()
         return getattr(self.fallback, operation)(key, limit, self.window, policy)
 
-    def hit(self, identity: str, limit: int, policy: str) -> Decision:
-        """Spend one request of `identity`'s budget, or refuse it when the window is full."""
-        return self._decide("hit", identity, limit, policy)
+    def hit(self, identity: str, limit: int, policy: str, riders: Sequence[Rider] = ()) -> Decision:
+        """Spend one request of `identity`'s budget, or refuse it when the window is full; `riders`
+        travel in the same Redis round trip."""
+        return self._decide("hit", identity, limit, policy, riders)
+
+    def ride(self, riders: Sequence[Rider]) -> None:
+        """Run riders without a hit (the limiter is turned off): one round trip, or `unavailable`."""
+        if self.primary is not None and self.breaker.available():
+            try:
+                self.primary.pipeline(riders)
+            except Exception as exc:
+                self.breaker.failed(exc)
+            else:
+                self.breaker.succeeded()
+                return
+        for rider in riders:
+            rider.unavailable()
 
     def peek(self, identity: str, limit: int, policy: str) -> Decision:
         """What `identity`'s budget holds now, without spending from it (`allowed`: would a request pass)."""
@@ -246,9 +334,9 @@ def reset_limiter() -> None:
     _limiter = None
 
 
-def hit_account(account) -> Decision:
+def hit_account(account, riders: Sequence[Rider] = ()) -> Decision:
     """Spend one request of the account's budget (every API and MCP request does)."""
-    return get_limiter().hit(f"account:{account.pk}", account.request_budget, "account")
+    return get_limiter().hit(f"account:{account.pk}", account.request_budget, "account", riders)
 
 
 def peek_account(account) -> Decision:

@@ -13,6 +13,7 @@ from django.test import override_settings
 from django_ratelimit import core as login_ratelimit_core
 from rest_framework.test import APIClient
 
+from accounts import credentials
 from accounts.models import Role
 from accounts.scopes import ALL_SCOPES
 from accounts.services import api_key_create
@@ -108,8 +109,10 @@ def isolated_rate_limits(settings):
     repeat across their databases) and a fresh process-wide limiter."""
     settings.LEADBASE_RATE_LIMIT_PREFIX = f"lb:test:{uuid.uuid4().hex}"
     ratelimit.reset_limiter()
+    credentials.reset_cache()
     yield
     ratelimit.reset_limiter()
+    credentials.reset_cache()
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import ApiKey, AuditLogEntry, Membership, Role
+from accounts.models import ApiKey, AuditLogEntry, Role
 from accounts.services import api_key_create, api_key_revoke
 from accounts.tasks import flush_api_key_usage
 from core.errors import ERROR_CODES, problem_type
@@ -146,7 +146,18 @@ def test_expired_key_answers_401_invalid_credentials(account, owner):
     )
     client = key_client(raw)
     assert client.get("/api/v1/leads").status_code == 200
-    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    key.expires_at = timezone.now() - timedelta(seconds=1)
+    key.save(update_fields=["expires_at"])
+    assert_problem(client.get("/api/v1/leads"), 401, "invalid_credentials")
+
+
+def test_a_key_stops_working_when_its_expiry_passes_with_nothing_saved(account, owner, monkeypatch):
+    in_an_hour = timezone.now() + timedelta(hours=1)
+    _, raw = api_key_create(account=account, created_by=owner, name="ci", scopes=["leads:read"], expires_at=in_an_hour)
+    client = key_client(raw)
+    assert client.get("/api/v1/leads").status_code == 200  # looked up (and cached, with Redis)
+    later = timezone.now() + timedelta(hours=2)
+    monkeypatch.setattr(timezone, "now", lambda: later)
     assert_problem(client.get("/api/v1/leads"), 401, "invalid_credentials")
 
 
@@ -205,14 +216,16 @@ def test_admin_key_of_owner_demoted_to_member_loses_admin_scope(account, make_ke
     client = key_client(make_key(account, user=membership.user, scopes=["admin", "leads:read"]))
     assert client.get("/api/v1/api-keys").status_code == 200
 
-    Membership.objects.filter(pk=membership.pk).update(role=Role.MEMBER)
+    membership.role = Role.MEMBER
+    membership.save(update_fields=["role"])
 
     assert_problem(client.get("/api/v1/api-keys"), 403, "insufficient_scope")
     me = client.get("/api/v1/me").json()
     assert me["role"] == "member"
     assert me["scopes"] == ["leads:read"]
     # The stored grant is unchanged: promoting the user back restores the key's admin scope.
-    Membership.objects.filter(pk=membership.pk).update(role=Role.ADMIN)
+    membership.role = Role.ADMIN
+    membership.save(update_fields=["role"])
     assert client.get("/api/v1/api-keys").status_code == 200
 
 

@@ -1,0 +1,94 @@
+"""Django's PostgreSQL backend with the health check skipped for connections used a moment ago.
+
+With `CONN_HEALTH_CHECKS`, Django runs `SELECT 1` before the first query of every request on a
+reused connection: a full round trip on every API call, on connections that answered a query
+milliseconds earlier. This backend checks only a connection that has been idle for longer than
+`LEADBASE_DB_CHECK_DELAY_SECONDS` (pgbouncer's `server_check_delay` idea, default 10 s): an idle
+connection, the one a server restart or an idle-session killer is most likely to have cut, is still
+checked and silently replaced; a busy one is trusted. If a busy connection did die (the server was
+restarted under load), its next request fails with 503 `service_unavailable` and Retry-After, the
+connection is closed at the end of that request (Django's `errors_occurred`), and the next request
+gets a fresh one. Set the delay to 0 to check every request, as Django does.
+
+`prepared_cursor()` gives the hottest hand-written queries (core/db.py `hot_cursor`) a cursor with
+server-side binding whose statements psycopg prepares once per connection: PostgreSQL then
+skips parsing and planning them (one lead by id: 630 -> 390 µs a query on the benchmark machine, the
+planner weighing the leads table's many indexes each time). The ORM keeps Django's client-side
+binding, which never prepares. Behind a pooler that cannot keep prepared statements (PgBouncer in
+transaction mode before 1.21), set `LEADBASE_DB_PREPARED_STATEMENTS=false`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db.backends.postgresql import base, operations
+
+
+class PreparingCursor(base.ServerBindingCursor):
+    """Server-side binding, every statement prepared (psycopg keeps up to `prepared_max` per connection;
+    Django leaves psycopg's automatic preparing off)."""
+
+    def execute(self, query, params=None, *, prepare: bool | None = True, binary: bool | None = None):
+        return super().execute(query, params, prepare=prepare, binary=binary)
+
+
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor, sql, params):
+        # Django reads a client-side cursor's composed query; a prepared one has "$1" placeholders, so
+        # compose it here for the query log (connection.queries, CaptureQueriesContext).
+        if isinstance(cursor, PreparingCursor):
+            try:
+                return self.compose_sql(sql, params)
+            except Exception:  # a log line is never worth failing the query it describes
+                return sql
+        return super().last_executed_query(cursor, sql, params)
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+    _used_at: float | None = None
+
+    def create_cursor(self, name=None):
+        self._used_at = time.monotonic()
+        return super().create_cursor(name)
+
+    def close_if_health_check_failed(self) -> None:
+        if (
+            self.connection is not None
+            and self.health_check_enabled
+            and not self.health_check_done
+            and self._used_at is not None
+            and time.monotonic() - self._used_at < settings.LEADBASE_DB_CHECK_DELAY_SECONDS
+        ):
+            self.health_check_done = True
+            return
+        super().close_if_health_check_failed()
+
+    def get_connection_params(self) -> dict:
+        params = super().get_connection_params()
+        # Django turns psycopg's preparing off (prepare_threshold None) unless OPTIONS sets it. Here only
+        # PreparingCursor prepares (it asks for each statement); nothing is prepared automatically.
+        if settings.LEADBASE_DB_PREPARED_STATEMENTS and "prepare_threshold" not in self.settings_dict["OPTIONS"]:
+            params["prepare_threshold"] = 2**31 - 1
+        return params
+
+    def prepared_cursor(self):
+        """A cursor (wrapped like any Django cursor: query logging, execute wrappers) whose statements
+        are prepared on this connection the first time they run."""
+        if not settings.LEADBASE_DB_PREPARED_STATEMENTS:
+            return self.cursor()
+        self.close_if_health_check_failed()
+        self.ensure_connection()
+        self._used_at = time.monotonic()
+        with self.wrap_database_errors:
+            cursor = PreparingCursor(self.connection)
+            tzloader = self.connection.adapters.get_loader(base.TIMESTAMPTZ_OID, base.Format.TEXT)
+            if self.timezone != tzloader.timezone:
+                base.register_tzloader(self.timezone, cursor)
+            return self._prepare_cursor(cursor)
+
+    def connect(self) -> None:
+        super().connect()
+        self._used_at = None
