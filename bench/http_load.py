@@ -83,7 +83,13 @@ def wrk(url: str, script: Path, duration: int, connections: int) -> dict:
 
 
 def run(
-    database_url: str, *, slug: str = "bench", runs: int = 5, duration: int = 10, connections: int = 8
+    database_url: str,
+    *,
+    slug: str = "bench",
+    runs: int = 5,
+    duration: int = 10,
+    connections: int = 8,
+    workers: int = 2,
 ) -> list[str]:
     ensure_database(database_url)
     key = bench_account(database_url, slug)
@@ -92,7 +98,7 @@ def run(
     results: dict[str, list[dict]] = {}
     with gunicorn(
         database_url,
-        workers=2,
+        workers=workers,
         settings_module="bench.bench_settings",
         extra_env={"BENCH_BARE_BODY": str(body_file)},
     ) as base:
@@ -125,13 +131,13 @@ def run(
                 if r >= 0:
                     results.setdefault(name, []).append(result)
     shutil.rmtree(work, ignore_errors=True)
-    return report(results, runs, duration, connections)
+    return report(results, runs, duration, connections, workers)
 
 
-def report(results: dict[str, list[dict]], runs: int, duration: int, connections: int) -> list[str]:
+def report(results: dict[str, list[dict]], runs: int, duration: int, connections: int, workers: int) -> list[str]:
     lines = [
         f"wrk, 2 threads, {connections} connections, {duration} s per target and run, {runs} runs (targets "
-        "alternate within a run); gunicorn with 2 sync workers; wrk, gunicorn, PostgreSQL and Redis share "
+        f"alternate within a run); gunicorn with {workers} sync workers; wrk, gunicorn, PostgreSQL and Redis share "
         "the 2 cores. Median of the runs (min–max).",
         "",
         "| target | req/s | p50 ms | p99 ms | vs bare view (req/s) | socket errors / timeouts |",
@@ -167,6 +173,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     args = parser.parse_args()
     print(
         "\n".join(
@@ -176,6 +183,7 @@ def main() -> None:
                 runs=args.runs,
                 duration=args.duration,
                 connections=args.connections,
+                workers=args.workers,
             )
         )
     )

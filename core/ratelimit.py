@@ -25,8 +25,10 @@ Redis one read-only script (ZCOUNT over the window and its oldest entry), in mem
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
+import os
 import threading
 import time
 import uuid
@@ -117,6 +119,24 @@ class Rider(Protocol):
 
     def unavailable(self) -> None:
         """Redis could not be asked (no Redis, an outage, an error): do without it."""
+
+
+# Window entries must be unique across processes and hosts: a random token per process (drawn again in
+# a forked child) and a counter, instead of a uuid4 and its getrandom() system call on every request.
+_member_token = uuid.uuid4().hex[:16]
+_member_counter = itertools.count()
+
+
+def _draw_member_token() -> None:
+    global _member_token
+    _member_token = uuid.uuid4().hex[:16]
+
+
+os.register_at_fork(after_in_child=_draw_member_token)
+
+
+def window_member() -> str:
+    return f"{_member_token}{next(_member_counter)}"
 
 
 @dataclass(frozen=True)
@@ -212,7 +232,7 @@ class RedisWindow:
         return "" if self._clock is None else str(self._clock())
 
     def hit(self, key: str, limit: int, window: int, policy: str, riders: Sequence[Rider] = ()) -> Decision:
-        args = [window * 1_000_000, limit, uuid.uuid4().hex, self._now()]
+        args = [window * 1_000_000, limit, window_member(), self._now()]
         if not riders:
             allowed, count, reset_us = self._script(keys=[key], args=args)
         else:
