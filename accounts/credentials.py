@@ -217,8 +217,8 @@ class EpochRead:
         self.prefix = prefix
         self.epoch: str | None = None
 
-    def queue(self, pipe) -> None:
-        pipe.evalsha(EPOCH_READ, 1, epoch_key(self.prefix), secrets.token_hex(8), EPOCH_TTL_SECONDS)
+    def command(self) -> tuple:
+        return ("EVALSHA", EPOCH_READ, 1, epoch_key(self.prefix), secrets.token_hex(8), EPOCH_TTL_SECONDS)
 
     def settle(self, reply) -> None:
         self.epoch = reply.decode() if isinstance(reply, bytes) else str(reply)
@@ -238,11 +238,13 @@ class EpochCheck:
         self.current: bool = False
         self.record_now = True
 
-    def queue(self, pipe) -> None:
+    def command(self) -> tuple:
         epoch = epoch_key(self.prefix)
         if usage.batched():
             pending, dirty = usage.usage_keys(self.prefix)
-            pipe.evalsha(
+            self.record_now = False
+            return (
+                "EVALSHA",
                 EPOCH_CHECK_AND_RECORD,
                 3,
                 pending,
@@ -254,9 +256,7 @@ class EpochCheck:
                 self.prefix,
                 self.entry.epoch,
             )
-            self.record_now = False
-        else:
-            pipe.evalsha(EPOCH_CHECK, 1, epoch, self.entry.epoch)
+        return ("EVALSHA", EPOCH_CHECK, 1, epoch, self.entry.epoch)
 
     def settle(self, reply) -> None:
         self.current = reply == 1
@@ -273,9 +273,10 @@ class UsageRecord:
         self.key = key
         self.ip = ip
 
-    def queue(self, pipe) -> None:
+    def command(self) -> tuple:
         pending, dirty = usage.usage_keys(self.key.prefix)
-        pipe.evalsha(
+        return (
+            "EVALSHA",
             RECORD,
             2,
             pending,
@@ -365,8 +366,9 @@ class EpochChange:
     def __init__(self, prefixes: list[str]):
         self.prefixes = prefixes
 
-    def queue(self, pipe) -> None:
-        pipe.eval(
+    def command(self) -> tuple:
+        return (
+            "EVAL",
             "for i, k in ipairs(KEYS) do redis.call('SET', k, ARGV[i], 'EX', ARGV[#ARGV]) end return #KEYS",
             len(self.prefixes),
             *[epoch_key(p) for p in self.prefixes],

@@ -15,7 +15,7 @@ request, so requests are not slowed by connection timeouts during the outage (co
 
 Riders: other Redis commands of the same request (the API key's usage record and credential check,
 accounts/credentials.py) travel in the same pipeline as the hit, so an API request costs one Redis
-round trip in all. A rider is asked to `queue` one command, gets its reply in `settle`, or is told
+round trip in all. A rider gives one `command`, gets its reply in `settle`, or is told
 `unavailable` when Redis could not be asked (it then falls back on its own).
 
 `peek` reads a window without spending from it (the plan page shows the budget left that way): on
@@ -110,9 +110,8 @@ def rider_script(lua: str) -> str:
 class Rider(Protocol):
     """A Redis command that rides along with a budget hit, in the same round trip."""
 
-    def queue(self, pipe) -> None:
-        """Add exactly one command to the pipeline (`pipe.evalsha(sha, ...)`, never a Script object,
-        whose pipelines ask SCRIPT EXISTS first: a second round trip)."""
+    def command(self) -> tuple:
+        """The command's arguments, e.g. ("EVALSHA", rider_script(LUA), 1, key, arg)."""
 
     def settle(self, reply) -> None:
         """The command's reply."""
@@ -127,9 +126,13 @@ _member_token = uuid.uuid4().hex[:16]
 _member_counter = itertools.count()
 
 
+_fork_generation = 0
+
+
 def _draw_member_token() -> None:
-    global _member_token
+    global _member_token, _fork_generation
     _member_token = uuid.uuid4().hex[:16]
+    _fork_generation += 1
 
 
 os.register_at_fork(after_in_child=_draw_member_token)
@@ -216,7 +219,11 @@ class MemoryWindow:
 
 
 class RedisWindow:
-    """The sliding-window log in a Redis sorted set, one EVALSHA per request."""
+    """The sliding-window log in a Redis sorted set, one EVALSHA per request.
+
+    Hits (and their riders) go over a connection each thread keeps, written and read directly: a pooled
+    command costs two getpid() and a readiness poll() per call on top of the round trip, which on the
+    API's hottest path was a measurable share of a request. The pool still serves everything else."""
 
     def __init__(self, url: str, clock: Callable[[], int] | None = None):
         import redis
@@ -227,17 +234,24 @@ class RedisWindow:
         self._script = self._client.register_script(SLIDING_WINDOW_LUA)
         self._peek = self._client.register_script(PEEK_LUA)
         self._clock = clock
+        self._local = threading.local()
 
     def _now(self) -> str:
         return "" if self._clock is None else str(self._clock())
 
+    def _connection(self):
+        """This thread's own connection (a new one in a forked child: a socket is never shared)."""
+        local = self._local
+        if getattr(local, "generation", None) != _fork_generation:
+            pool = self._client.connection_pool
+            local.connection = pool.connection_class(**pool.connection_kwargs)
+            local.generation = _fork_generation
+        return local.connection
+
     def hit(self, key: str, limit: int, window: int, policy: str, riders: Sequence[Rider] = ()) -> Decision:
-        args = [window * 1_000_000, limit, window_member(), self._now()]
-        if not riders:
-            allowed, count, reset_us = self._script(keys=[key], args=args)
-        else:
-            replies = self.pipeline(riders, (self._script, [key], args))
-            allowed, count, reset_us = replies[-1]
+        args = (window * 1_000_000, limit, window_member(), self._now())
+        replies = self.pipeline(riders, (self._script, (key,), args))
+        allowed, count, reset_us = replies[-1]
         return _decision(bool(allowed), int(count), int(reset_us), limit, window, policy)
 
     def pipeline(self, riders: Sequence[Rider], *scripts: tuple) -> list:
@@ -246,25 +260,16 @@ class RedisWindow:
         (Redis restarted, SCRIPT FLUSH) did not run: its script is loaded and it alone runs again."""
         import redis
 
-        commands: list[Callable] = [rider.queue for rider in riders]
-        for script, keys, args in scripts:
-            commands.append(
-                lambda pipe, script=script, keys=keys, args=args: pipe.evalsha(script.sha, len(keys), *keys, *args)
-            )
-        pipe = self._client.pipeline(transaction=False)
-        for command in commands:
-            command(pipe)
-        replies = pipe.execute(raise_on_error=False)
+        commands = [rider.command() for rider in riders]
+        commands += [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in scripts]
+        replies = self._send(commands)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
         if missing:
             for script in {s for s, _, _ in scripts}:
                 script.sha = self._client.script_load(script.script)
             for lua in RIDER_SCRIPTS.values():
                 self._client.script_load(lua)
-            pipe = self._client.pipeline(transaction=False)
-            for i in missing:
-                commands[i](pipe)
-            for i, reply in zip(missing, pipe.execute(raise_on_error=False), strict=True):
+            for i, reply in zip(missing, self._send([commands[i] for i in missing]), strict=True):
                 replies[i] = reply
         for reply in replies:
             if isinstance(reply, Exception):
@@ -272,6 +277,25 @@ class RedisWindow:
         for rider, reply in zip(riders, replies, strict=False):
             rider.settle(reply)
         return replies[len(riders) :]
+
+    def _send(self, commands: list[tuple]) -> list:
+        """Write every command, then read every reply (an error reply is returned, not raised, so the
+        replies after it are still read). Any connection failure drops the connection and raises."""
+        import redis
+
+        connection = self._connection()
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except redis.exceptions.ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            connection.disconnect()
+            raise
 
     def peek(self, key: str, limit: int, window: int, policy: str) -> Decision:
         """The budget as the next request would find it: one read-only script, nothing written."""
