@@ -53,6 +53,8 @@ logger = logging.getLogger("leadbase.credentials")
 KEY = ModelColumns(ApiKey, "k")
 ACCOUNT = ModelColumns(Account, "a")
 USER = ModelColumns(User, "u")
+_KEY_ACCOUNT = ApiKey._meta.get_field("account")
+_KEY_CREATOR = ApiKey._meta.get_field("created_by")
 # A key's epoch lives a day; when it expires the next request looks its key up and sets a new one.
 EPOCH_TTL_SECONDS = 24 * 3600
 CACHE_MAX_ENTRIES = 10_000
@@ -97,25 +99,27 @@ class KeyRow:
     user: tuple
     role: str | None
 
-    def actor(self, ip: str | None) -> Actor | None:
-        """Fresh model instances (a request may change them without touching the cache), or None when the
-        key is revoked, expired, its creator inactive or no longer a member."""
+    def instances(self) -> tuple[ApiKey, Account, User]:
         db = connection.alias
-        key = KEY.instance(KEY.convert(self.key, connection), db)
-        user = USER.instance(USER.convert(self.user, connection), db)
-        if self.role is None or not key.is_active or not user.is_active:
-            return None
-        account = ACCOUNT.instance(ACCOUNT.convert(self.account, connection), db)
-        key.account = account
-        key.created_by = user
-        return Actor(
-            user=user,
-            account=account,
-            role=self.role,
-            scopes=effective_scopes(key.scopes, self.role),
-            api_key=key,
-            ip=ip,
+        return (
+            KEY.instance(KEY.convert(self.key, connection), db),
+            ACCOUNT.instance(ACCOUNT.convert(self.account, connection), db),
+            USER.instance(USER.convert(self.user, connection), db),
         )
+
+    def actor(self, ip: str | None) -> Actor | None:
+        return _actor(*self.instances(), self.role, ip)
+
+
+def _actor(key: ApiKey, account: Account, user: User, role: str | None, ip: str | None) -> Actor | None:
+    """The request's actor, or None when the key is revoked, expired, its creator inactive or no longer a
+    member. The instances are the request's own: it may change them without touching the cache."""
+    if role is None or not key.is_active or not user.is_active:
+        return None
+    # The relations' caches set directly: the ids already match, the descriptors' checks would cost more.
+    _KEY_ACCOUNT.set_cached_value(key, account)
+    _KEY_CREATOR.set_cached_value(key, user)
+    return Actor(user=user, account=account, role=role, scopes=effective_scopes(key.scopes, role), api_key=key, ip=ip)
 
 
 def _lookup_sql() -> str:
@@ -159,6 +163,12 @@ class Entry:
     key_hash: str
     epoch: str
     loaded_at: float
+    # Built once from the row; every request gets clones (core/db.py ModelColumns.clone).
+    templates: tuple[ApiKey, Account, User]
+
+    def actor(self, ip: str | None) -> Actor | None:
+        key, account, user = self.templates
+        return _actor(KEY.clone(key), ACCOUNT.clone(account), USER.clone(user), self.row.role, ip)
 
 
 _cache: dict[str, Entry] = {}
@@ -320,7 +330,7 @@ def admit(*, raw_key: str, prefix: str, key_hash: str, ip: str | None, spend: bo
         return _admit_from_database(prefix, key_hash, ip, spend, epoch=None)
     entry = _cached(prefix)
     if entry is not None and hmac.compare_digest(entry.key_hash, key_hash):
-        actor = entry.row.actor(ip)
+        actor = entry.actor(ip)
         if actor is not None:
             check = EpochCheck(prefix, entry, ip)
             decision = _budget(actor, [check], spend)
@@ -349,7 +359,12 @@ def _admit_from_database(
     if actor is None:
         return None
     if epoch is not None:
-        _remember(prefix, Entry(row=row, key_hash=key_hash_stored, epoch=epoch, loaded_at=time.monotonic()))
+        _remember(
+            prefix,
+            Entry(
+                row=row, key_hash=key_hash_stored, epoch=epoch, loaded_at=time.monotonic(), templates=row.instances()
+            ),
+        )
     riders = [UsageRecord(actor.api_key, ip)] if usage.batched() else []
     decision = _budget(actor, riders, spend) if (riders or spend) else None
     if not riders:

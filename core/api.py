@@ -44,6 +44,9 @@ def enforce_rate_limit(request, account=None) -> None:
         )
 
 
+_ALLOWED_METHODS: dict[tuple, list[str]] = {}
+
+
 class AccountScopedAPIView(APIView):
     """Every API view derives from this; `self.account` is the only account a view may touch."""
 
@@ -59,6 +62,16 @@ class AccountScopedAPIView(APIView):
             enforce_rate_limit(request)
             raise
         enforce_rate_limit(request, getattr(request.auth, "account", None))
+
+    @property
+    def allowed_methods(self) -> list[str]:
+        # DRF answers `Allow` on every response and works it out each time with a getattr per HTTP
+        # method; a view class's methods never change, so once per class (and method list) is enough.
+        key = (type(self), tuple(self.http_method_names))
+        methods = _ALLOWED_METHODS.get(key)
+        if methods is None:
+            methods = _ALLOWED_METHODS[key] = super().allowed_methods
+        return list(methods)
 
     @property
     def actor(self) -> Actor:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import sqlite3
+from contextlib import contextmanager
 
 from django.db import models
+from django.db.models.base import ModelState
 
 
 def sqlite_use_real_variable_limit(sender, connection, **kwargs) -> None:
@@ -24,11 +27,17 @@ def sqlite_use_real_variable_limit(sender, connection, **kwargs) -> None:
         connection.features.max_query_params = limit
 
 
+@contextmanager
 def hot_cursor(connection):
-    """A cursor for a query run on almost every request: prepared by PostgreSQL once per connection
-    (core/backends/postgresql), a plain cursor elsewhere (SQLite)."""
+    """A cursor for a query run on almost every request: on PostgreSQL one kept per connection whose
+    statements are prepared once (core/backends/postgresql), elsewhere a plain cursor, closed after."""
     prepared = getattr(connection, "prepared_cursor", None)
-    return prepared() if prepared is not None else connection.cursor()
+    cursor = prepared() if prepared is not None else None
+    if cursor is not None:
+        yield cursor
+        return
+    with connection.cursor() as cursor:
+        yield cursor
 
 
 class ModelColumns:
@@ -46,6 +55,7 @@ class ModelColumns:
         self.alias = alias
         self.fields = tuple(model._meta.concrete_fields)
         self.attnames = [f.attname for f in self.fields]
+        self._mutable = [f.attname for f in self.fields if isinstance(f, models.JSONField)]
         self._converters: dict[str, list] = {}
 
     def __len__(self) -> int:
@@ -78,3 +88,19 @@ class ModelColumns:
 
     def instance(self, converted_values, db: str) -> models.Model:
         return self.model.from_db(db, self.attnames, list(converted_values))
+
+    def clone(self, instance: models.Model) -> models.Model:
+        """A copy of an instance this helper built, as independent as a fresh read: its own attributes,
+        state (no cached relations) and JSON values. Several times cheaper than `from_db` (no
+        `__init__`, no descriptors); like `from_db` on a model without init signals, so only for models
+        with no `pre_init`/`post_init` receivers."""
+        values = instance.__dict__.copy()
+        state = ModelState()
+        state.db = instance._state.db
+        state.adding = False
+        values["_state"] = state
+        for attname in self._mutable:
+            values[attname] = copy.deepcopy(values[attname])
+        clone = self.model.__new__(self.model)
+        clone.__dict__ = values
+        return clone

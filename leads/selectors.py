@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, replace
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 
 from accounts.models import Account
@@ -115,17 +115,18 @@ _lead_by_id_sql: dict[str, str] = {}
 def _lead_by_id(account_id: int, pk: uuid.UUID) -> Lead | None:
     """`Lead.objects.filter(account_id=…, pk=…)` written by hand: the hottest read of the API (every
     `GET /leads/{id}`), where compiling the queryset cost twice what running it does (core/db.py)."""
-    sql = _lead_by_id_sql.get(connection.vendor)
+    conn = connections[DEFAULT_DB_ALIAS]  # once: each attribute read through the proxy looks it up again
+    sql = _lead_by_id_sql.get(conn.vendor)
     if sql is None:
-        q = connection.ops.quote_name
-        sql = _lead_by_id_sql[connection.vendor] = (
-            f"SELECT {LEAD.select(connection)} FROM {q(Lead._meta.db_table)} {q('l')} "  # noqa: S608
+        q = conn.ops.quote_name
+        sql = _lead_by_id_sql[conn.vendor] = (
+            f"SELECT {LEAD.select(conn)} FROM {q(Lead._meta.db_table)} {q('l')} "  # noqa: S608
             f"WHERE {q('l')}.{q('account_id')} = %s AND {q('l')}.{q('id')} = %s"
         )
-    with hot_cursor(connection) as cursor:
-        cursor.execute(sql, [account_id, Lead._meta.pk.get_db_prep_value(pk, connection)])
+    with hot_cursor(conn) as cursor:
+        cursor.execute(sql, [account_id, Lead._meta.pk.get_db_prep_value(pk, conn)])
         row = cursor.fetchone()
-    return None if row is None else LEAD.instance(LEAD.convert(row, connection), connection.alias)
+    return None if row is None else LEAD.instance(LEAD.convert(row, conn), conn.alias)
 
 
 def note_list(*, account: Account, lead_id) -> QuerySet[Note]:

@@ -166,6 +166,7 @@ def test_an_edit_that_bypasses_the_models_holds_only_for_the_cache_lifetime(warm
         key_hash=entry.key_hash,
         epoch=entry.epoch,
         loaded_at=time.monotonic() - settings.LEADBASE_CREDENTIAL_CACHE_SECONDS,
+        templates=entry.templates,
     )
     assert client.get(ME).status_code == 401
 
@@ -274,3 +275,26 @@ def test_on_postgresql_only_a_connection_idle_past_the_delay_is_health_checked(d
     connection._used_at = time.monotonic()
     connection.close_if_health_check_failed()
     assert checks == [1, 1]
+
+
+def test_each_request_gets_its_own_instances_of_a_cached_key(make_key, account):
+    from accounts.services import api_key_admit
+
+    raw = make_key(account, scopes=["leads:read", "leads:write"])
+    first = api_key_admit(raw_key=raw, ip="192.0.2.1").actor  # from the database, then cached
+    second = api_key_admit(raw_key=raw, ip="192.0.2.2").actor  # from the cache
+    assert credentials._cache[raw[:API_KEY_LOOKUP_LENGTH]] is not None
+    for a, b in [(first.api_key, second.api_key), (first.account, second.account), (first.user, second.user)]:
+        assert a is not b
+        assert {f.attname: getattr(a, f.attname) for f in a._meta.concrete_fields} == {
+            f.attname: getattr(b, f.attname) for f in b._meta.concrete_fields
+        }
+        assert b._state.adding is False and b._state.db == "default"
+    assert second.api_key.account is second.account and second.api_key.created_by is second.user
+    # A request that changes its instances changes nothing for the next one.
+    second.api_key.scopes.append("admin")
+    second.account.name = "changed in memory"
+    third = api_key_admit(raw_key=raw, ip="192.0.2.3").actor
+    assert third.api_key.scopes == ["leads:read", "leads:write"]
+    assert third.account.name == account.name
+    assert third.scopes == frozenset({"leads:read", "leads:write"})

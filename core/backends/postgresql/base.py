@@ -49,6 +49,7 @@ class DatabaseOperations(operations.DatabaseOperations):
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
     _used_at: float | None = None
+    _prepared: PreparingCursor | None = None
 
     def create_cursor(self, name=None):
         self._used_at = time.monotonic()
@@ -76,19 +77,29 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def prepared_cursor(self):
         """A cursor (wrapped like any Django cursor: query logging, execute wrappers) whose statements
-        are prepared on this connection the first time they run."""
+        are prepared on this connection the first time they run. The same psycopg cursor serves every
+        call on this connection (callers never close it: core/db.py `hot_cursor`); a plain Django
+        cursor when prepared statements are turned off."""
         if not settings.LEADBASE_DB_PREPARED_STATEMENTS:
-            return self.cursor()
+            return None
         self.close_if_health_check_failed()
         self.ensure_connection()
         self._used_at = time.monotonic()
-        with self.wrap_database_errors:
-            cursor = PreparingCursor(self.connection)
-            tzloader = self.connection.adapters.get_loader(base.TIMESTAMPTZ_OID, base.Format.TEXT)
-            if self.timezone != tzloader.timezone:
-                base.register_tzloader(self.timezone, cursor)
-            return self._prepare_cursor(cursor)
+        cursor = self._prepared
+        if cursor is None or cursor.closed:
+            with self.wrap_database_errors:
+                cursor = PreparingCursor(self.connection)
+                tzloader = self.connection.adapters.get_loader(base.TIMESTAMPTZ_OID, base.Format.TEXT)
+                if self.timezone != tzloader.timezone:
+                    base.register_tzloader(self.timezone, cursor)
+            self._prepared = cursor
+        return self._prepare_cursor(cursor)
 
     def connect(self) -> None:
         super().connect()
         self._used_at = None
+        self._prepared = None
+
+    def _close(self) -> None:
+        self._prepared = None
+        super()._close()
