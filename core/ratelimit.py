@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import hiredis
 from django.conf import settings
 
 from .redis_breaker import RedisBreaker
@@ -285,7 +286,9 @@ class RedisWindow:
 
         connection = self._connection()
         try:
-            connection.send_packed_command(connection.pack_commands(commands))
+            # hiredis (a declared dependency) packs each command in C; redis-py's pack_commands adds a
+            # chunking loop in Python around the same call.
+            connection.send_packed_command([b"".join([hiredis.pack_command(command) for command in commands])])
             replies = []
             for _ in commands:
                 try:
