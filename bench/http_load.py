@@ -153,15 +153,18 @@ def report(results: dict[str, list[dict]], runs: int, duration: int, connections
             f"{span([s['p99_us'] for s in samples], 1e-3, 2)} | {ratio:.0%} | {sum(s['errors'] for s in samples)} |"
         )
     get = results["GET /api/v1/leads/{id}"]
-    ratio = statistics.median(s["rps"] for s in get) / statistics.median(
-        s["rps"] for s in results["GET bare view (same JSON)"]
-    )
+    bare_get = results["GET bare view (same JSON)"]
+    ratio = statistics.median(s["rps"] for s in get) / statistics.median(s["rps"] for s in bare_get)
+    # The targets alternate within a run, so each run's own ratio is the one drift on the machine (other
+    # tenants' load) affects least; its median and spread say how firm the verdict is.
+    paired = [a["rps"] / b["rps"] for a, b in zip(get, bare_get, strict=True)]
     p99 = statistics.median(s["p99_us"] for s in get) / 1000
     lines += [
         "",
         f"- Target: GET /leads/{{id}} ≥ 40% of the bare view's req/s: {ratio:.0%} "
-        f"({'met' if ratio >= 0.4 else '**missed**'}); p99 under 50 ms at that load: {p99:.1f} ms "
-        f"({'met' if p99 < 50 else '**missed**'}).",
+        f"({'met' if ratio >= 0.4 else '**missed**'}); each run's own ratio: median {statistics.median(paired):.0%}, "
+        f"{min(paired):.0%}–{max(paired):.0%} ({' '.join(f'{r:.0%}' for r in paired)}); p99 under 50 ms at that "
+        f"load: {p99:.1f} ms ({'met' if p99 < 50 else '**missed**'}).",
     ]
     return lines
 
