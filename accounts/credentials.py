@@ -329,7 +329,9 @@ def admit(*, raw_key: str, prefix: str, key_hash: str, ip: str | None, spend: bo
     if not caching():
         return _admit_from_database(prefix, key_hash, ip, spend, epoch=None)
     entry = _cached(prefix)
-    if entry is not None and hmac.compare_digest(entry.key_hash, key_hash):
+    if entry is not None and not hmac.compare_digest(entry.key_hash, key_hash):
+        return None  # a key's hash never changes: a wrong secret for a known prefix costs no query
+    if entry is not None:
         actor = entry.actor(ip)
         if actor is not None:
             check = EpochCheck(prefix, entry, ip)
@@ -403,12 +405,20 @@ class EpochChange:
         )
 
 
+def publishing() -> bool:
+    """Changes are published whenever there is a Redis, even by a process that caches nothing itself
+    (an admin, a worker, a shell with LEADBASE_CREDENTIAL_CACHE_SECONDS=0): others may cache."""
+    return bool(settings.REDIS_URL)
+
+
 def credentials_changed(prefixes) -> None:
-    """Every process must look these keys up again: now, and once the transaction commits."""
+    """Every process must look these keys up again: now, and once the transaction commits. Sent past
+    the limiter's circuit breaker (a change must not be skipped because an earlier call timed out);
+    a change that still cannot reach Redis is logged, and caches hold it for at most their lifetime."""
     prefixes = sorted({p for p in prefixes if p})
-    if not prefixes or not caching():
+    if not prefixes or not publishing():
         return
     for prefix in prefixes:
         _forget(prefix)
-    ratelimit.get_limiter().ride([EpochChange(prefixes)])
-    transaction.on_commit(lambda: ratelimit.get_limiter().ride([EpochChange(prefixes)]))
+    ratelimit.get_limiter().ride([EpochChange(prefixes)], force=True)
+    transaction.on_commit(lambda: ratelimit.get_limiter().ride([EpochChange(prefixes)], force=True))

@@ -40,6 +40,23 @@ def hot_cursor(connection):
         yield cursor
 
 
+_SCALAR_FIELDS = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.BigAutoField,
+    models.AutoField,
+    models.BooleanField,
+    models.DateTimeField,
+    models.DateField,
+    models.UUIDField,
+    models.DecimalField,
+    models.FloatField,
+    models.GenericIPAddressField,
+    models.ForeignKey,
+)
+
+
 class ModelColumns:
     """One model's columns in a hand-written SELECT, and instances made from the row.
 
@@ -55,7 +72,8 @@ class ModelColumns:
         self.alias = alias
         self.fields = tuple(model._meta.concrete_fields)
         self.attnames = [f.attname for f in self.fields]
-        self._mutable = [f.attname for f in self.fields if isinstance(f, models.JSONField)]
+        # Values a request could change in place (JSON; anything not a plain scalar field), copied per clone.
+        self._mutable = [f.attname for f in self.fields if not isinstance(f, _SCALAR_FIELDS)]
         self._converters: dict[str, list] = {}
 
     def __len__(self) -> int:

@@ -340,9 +340,10 @@ class RateLimiter:
         travel in the same Redis round trip."""
         return self._decide("hit", identity, limit, policy, riders)
 
-    def ride(self, riders: Sequence[Rider]) -> None:
-        """Run riders without a hit (the limiter is turned off): one round trip, or `unavailable`."""
-        if self.primary is not None and self.breaker.available():
+    def ride(self, riders: Sequence[Rider], *, force: bool = False) -> None:
+        """Run riders without a hit (the limiter is turned off): one round trip, or `unavailable`.
+        `force` tries Redis even while the breaker is open (writes that must not be skipped)."""
+        if self.primary is not None and (force or self.breaker.available()):
             try:
                 self.primary.pipeline(riders)
             except Exception as exc:

@@ -298,3 +298,33 @@ def test_each_request_gets_its_own_instances_of_a_cached_key(make_key, account):
     assert third.api_key.scopes == ["leads:read", "leads:write"]
     assert third.account.name == account.name
     assert third.scopes == frozenset({"leads:read", "leads:write"})
+
+
+def test_a_membership_moved_to_another_user_invalidates_the_keys_of_the_user_it_left(warm, account):
+    from .factories import UserFactory
+
+    _raw, client, prefix, entry = warm
+    membership = Membership.objects.get(account=account, user=ApiKey.objects.get(prefix=prefix).created_by)
+    membership.user = UserFactory()
+    membership.save()  # what Django admin's membership form allows
+    credentials._cache[prefix] = entry
+    assert client.get(ME).status_code == 401
+
+
+def test_changes_are_published_by_a_process_that_caches_nothing_and_past_an_open_breaker(warm, account, settings):
+    _raw, _client, prefix, _entry = warm
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    before = r.get(credentials.epoch_key(prefix))
+    settings.LEADBASE_CREDENTIAL_CACHE_SECONDS = 0  # this process (an admin, a worker) caches nothing
+    ratelimit.get_limiter().breaker.failed(ConnectionError("an earlier timeout"))  # the breaker is open
+    api_key_revoke(account=account, key_id=ApiKey.objects.get(prefix=prefix).pk)
+    assert r.get(credentials.epoch_key(prefix)) not in (None, before)
+
+
+def test_a_wrong_secret_for_a_cached_prefix_costs_no_query(warm):
+    raw, _client, prefix, _entry = warm
+    forged = raw[:-4] + ("AAAA" if not raw.endswith("AAAA") else "BBBB")
+    with CaptureQueriesContext(connection) as ctx:
+        assert client_for(forged).get(ME).status_code == 401
+    assert key_lookups(ctx) == 0
+    assert prefix in credentials._cache
