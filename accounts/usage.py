@@ -103,14 +103,11 @@ class UsageRecorder:
         self._take = self._client.register_script(TAKE_LUA)
         self.breaker = RedisBreaker(logger=logger, what="API key usage", fallback="writing each use directly")
 
-    def _keys(self, prefix: str) -> tuple[str, str]:
-        return usage_keys(prefix)
-
     def record(self, key: ApiKey, ip: str | None) -> None:
         import redis
 
         if self.breaker.available():
-            pending, dirty = self._keys(key.prefix)
+            pending, dirty = usage_keys(key.prefix)
             try:
                 self._record(
                     keys=[pending, dirty], args=[time.time_ns() // 1000, ip or "", PENDING_TTL_SECONDS, key.prefix]
@@ -124,7 +121,7 @@ class UsageRecorder:
 
     def flush(self, prefix: str) -> int:
         """Write one key's pending uses to its row; returns how many requests were written."""
-        pending, dirty = self._keys(prefix)
+        pending, dirty = usage_keys(prefix)
         taken = self._take(keys=[pending, dirty], args=[prefix])
         if not taken:
             return 0
@@ -138,7 +135,7 @@ class UsageRecorder:
 
     def flush_all(self) -> int:
         """Write every key's pending uses (the periodic task); returns how many requests were written."""
-        _, dirty = self._keys("")
+        _, dirty = usage_keys("")
         written = 0
         for prefix in self._client.sscan_iter(dirty, count=500):
             written += self.flush(prefix.decode())
