@@ -13,9 +13,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 django_application = get_asgi_application()
 
+from core.startup import warm_and_freeze  # noqa: E402
 from mcp_server.http import MCPHttpApp, is_mcp_path  # noqa: E402  (needs Django set up first)
 
 mcp_application = MCPHttpApp()
+warm_and_freeze()
 
 
 async def application(scope, receive, send):

@@ -7,6 +7,7 @@ import sqlite3
 from contextlib import contextmanager
 
 from django.db import models
+from django.db.models import signals
 from django.db.models.base import ModelState
 
 
@@ -105,7 +106,18 @@ class ModelColumns:
         return out
 
     def instance(self, converted_values, db: str) -> models.Model:
-        return self.model.from_db(db, self.attnames, list(converted_values))
+        """What `Model.from_db` builds from these values. Without init signal receivers for the model,
+        built directly: every concrete field is given, so `__init__` would only set each attribute in
+        turn (a fresh instance has no cached relation for a foreign key's setter to clear)."""
+        model = self.model
+        if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+            return model.from_db(db, self.attnames, list(converted_values))
+        state = ModelState()
+        state.adding = False
+        state.db = db
+        instance = model.__new__(model)
+        instance.__dict__ = {"_state": state, **dict(zip(self.attnames, converted_values, strict=True))}
+        return instance
 
     def clone(self, instance: models.Model) -> models.Model:
         """A copy of an instance this helper built, as independent as a fresh read: its own attributes,

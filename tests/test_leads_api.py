@@ -324,6 +324,16 @@ def test_get_with_stale_if_none_match_answers_200(api):
     assert response["ETag"] != created["ETag"]
 
 
+def test_get_with_stale_if_match_is_a_412_problem_naming_the_current_etag(api):
+    created = create(api, {"email": "cache@example.com"})
+    lead_id = created.json()["id"]
+    current = api.patch(detail_url(lead_id), {"city": "Berlin"}, format="json")["ETag"]
+    response = api.get(detail_url(lead_id), HTTP_IF_MATCH=created["ETag"])
+    assert_problem(response, 412, "precondition_failed")
+    assert response.json()["current_etag"] == current
+    assert api.get(detail_url(lead_id), HTTP_IF_MATCH=current).status_code == 200
+
+
 def test_get_unknown_id_is_not_found(api):
     assert_problem(api.get(detail_url(uuid.uuid4())), 404, "not_found")
 

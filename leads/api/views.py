@@ -8,7 +8,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from core.api import AccountScopedAPIView, page_response
-from core.errors import InvalidParameter
+from core.errors import InvalidParameter, PreconditionFailed
 from core.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from core.schema import errors, filterset_parameters
 
@@ -91,10 +91,18 @@ class LeadDetailView(AccountScopedAPIView):
     def get(self, request, lead_id):
         """Get one lead, with its ETag."""
         lead = selectors.lead_get(account=self.account, lead_id=lead_id)
-        not_modified = get_conditional_response(request._request, etag=lead.etag)
-        if not_modified is not None:
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": lead.etag})
-        return Response(lead_to_dict(lead), headers={"ETag": lead.etag})
+        etag = lead.etag
+        meta = request._request.META
+        # Only If-None-Match and If-Match can apply (there is no Last-Modified); most reads send neither.
+        if "HTTP_IF_NONE_MATCH" in meta or "HTTP_IF_MATCH" in meta:
+            conditional = get_conditional_response(request._request, etag=etag)
+            if conditional is not None:  # 304 Not Modified, or 412 for a failed If-Match
+                if conditional.status_code == status.HTTP_304_NOT_MODIFIED:
+                    return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+                raise PreconditionFailed(
+                    "The lead changed since you read it; fetch it again and retry.", current_etag=etag
+                )
+        return Response(lead_to_dict(lead), headers={"ETag": etag})
 
     @extend_schema(
         operation_id="leads_update",

@@ -16,14 +16,46 @@ skips parsing and planning them (one lead by id: 630 -> 390 µs a query on the b
 planner weighing the leads table's many indexes each time). The ORM keeps Django's client-side
 binding, which never prepares. Behind a pooler that cannot keep prepared statements (PgBouncer in
 transaction mode before 1.21), set `LEADBASE_DB_PREPARED_STATEMENTS=false`.
+
+Timestamps: Django loads every `timestamptz` with a subclass of psycopg's pure-Python loader (to label
+the result with the connection's time zone), which parses each value in Python; C-accelerated psycopg
+cannot be subclassed. When that zone is UTC (Django's default with `USE_TZ`; the session is set to UTC
+too), `UTCTimestamptzLoader` hands each value to psycopg's C loader instead: the same datetimes,
+tzinfo `datetime.timezone.utc`, ~4x cheaper a value (a page of 50 leads holds 150 of them).
 """
 
 from __future__ import annotations
 
+import datetime
 import time
+from functools import cache
 
 from django.conf import settings
 from django.db.backends.postgresql import base, operations
+from psycopg import adapt, adapters
+from psycopg.pq import Format
+
+
+class UTCTimestamptzLoader(adapt.Loader):
+    """`timestamptz` as aware UTC datetimes, parsed by psycopg's own (C, when installed) text loader.
+    `timezone` is what Django's loaders carry and what its `create_cursor` compares."""
+
+    timezone = datetime.UTC
+
+    def __init__(self, oid: int, context=None):
+        super().__init__(oid, context)
+        self._load = adapters.get_loader(base.TIMESTAMPTZ_OID, Format.TEXT)(oid, context).load
+
+    def load(self, data) -> datetime.datetime:
+        return self._load(data)
+
+
+@cache
+def utc_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
+    """Django's adapters (`get_adapters_template`) with timestamptz loaded by UTCTimestamptzLoader."""
+    context = adapt.AdaptersMap(template)
+    context.register_loader("timestamptz", UTCTimestamptzLoader)
+    return context
 
 
 class PreparingCursor(base.ServerBindingCursor):
@@ -69,6 +101,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def get_connection_params(self) -> dict:
         params = super().get_connection_params()
+        # The session runs in UTC (Django's `timezone_name`): psycopg's loader already gives UTC datetimes.
+        if self.timezone is datetime.UTC and self.timezone_name == "UTC" and "context" in params:
+            params["context"] = utc_adapters(params["context"])
         # Django turns psycopg's preparing off (prepare_threshold None) unless OPTIONS sets it. Here only
         # PreparingCursor prepares (it asks for each statement); nothing is prepared automatically.
         if settings.LEADBASE_DB_PREPARED_STATEMENTS and "prepare_threshold" not in self.settings_dict["OPTIONS"]:
