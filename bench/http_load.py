@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -69,7 +70,20 @@ end
 """
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(busy, stolen) clock ticks of the whole machine so far: user, nice, system, irq and softirq time of
+    every process (wrk, gunicorn, PostgreSQL, Redis alike), and time the hypervisor gave to others."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except OSError:  # not Linux
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq, steal
+
+
 def wrk(url: str, script: Path, duration: int, connections: int) -> dict:
+    before = cpu_ticks()
     out = subprocess.run(
         [WRK, "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -79,6 +93,11 @@ def wrk(url: str, script: Path, duration: int, connections: int) -> dict:
     line = next(ln for ln in out.splitlines() if ln.startswith("WRK_RESULT "))
     result = json.loads(line.removeprefix("WRK_RESULT "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    after = cpu_ticks()
+    if before and after and result["requests"]:
+        tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+        result["cpu_us"] = (after[0] - before[0]) * tick_us / result["requests"]
+        result["steal_us"] = (after[1] - before[1]) * tick_us / result["requests"]
     return result
 
 
@@ -159,6 +178,20 @@ def report(results: dict[str, list[dict]], runs: int, duration: int, connections
     # tenants' load) affects least; its median and spread say how firm the verdict is.
     paired = [a["rps"] / b["rps"] for a, b in zip(get, bare_get, strict=True)]
     p99 = statistics.median(s["p99_us"] for s in get) / 1000
+    cpu = ""
+    if all("cpu_us" in s for s in get + bare_get):
+        # Machine-wide CPU time per request: what the request costs, whatever share of the cores other
+        # tenants took meanwhile (steal) or the workers left idle while waiting on PostgreSQL and Redis.
+        api_cpu = statistics.median(s["cpu_us"] for s in get)
+        bare_cpu = statistics.median(s["cpu_us"] for s in bare_get)
+        cpu_paired = [b["cpu_us"] / a["cpu_us"] for a, b in zip(get, bare_get, strict=True)]
+        steal = statistics.median(s["steal_us"] for s in get + bare_get)
+        cpu = (
+            f"- CPU time per request, all processes on the machine: GET /leads/{{id}} {api_cpu:,.0f} µs, bare view "
+            f"{bare_cpu:,.0f} µs, so at equal CPU the API would serve {bare_cpu / api_cpu:.0%} of the bare view's "
+            f"requests (each run's own: {min(cpu_paired):.0%}–{max(cpu_paired):.0%}); the hypervisor took "
+            f"{steal:,.0f} µs per request (median) for other tenants."
+        )
     lines += [
         "",
         f"- Target: GET /leads/{{id}} ≥ 40% of the bare view's req/s: {ratio:.0%} "
@@ -166,6 +199,8 @@ def report(results: dict[str, list[dict]], runs: int, duration: int, connections
         f"{min(paired):.0%}–{max(paired):.0%} ({' '.join(f'{r:.0%}' for r in paired)}); p99 under 50 ms at that "
         f"load: {p99:.1f} ms ({'met' if p99 < 50 else '**missed**'}).",
     ]
+    if cpu:
+        lines.append(cpu)
     return lines
 
 
