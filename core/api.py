@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpResponse
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -21,6 +22,7 @@ from . import ratelimit
 from .errors import InvalidParameter, RateLimited
 from .keyset import Page, parse_limit
 from .permissions import HasAccount, ScopePermission
+from .renderers import JSONRenderer
 
 PAGE_PARAMS = frozenset({"limit", "cursor"})
 
@@ -42,6 +44,20 @@ def enforce_rate_limit(request, account=None) -> None:
             f"retry in {decision.retry_after} s.",
             retry_after=decision.retry_after,
         )
+
+
+def data_response(request, data: Any, *, headers: dict[str, str] | None = None) -> HttpResponse | Response:
+    """`Response(data, headers=headers)`, rendered at once when the negotiated renderer is our JSON one (the
+    only one the API has): a plain HttpResponse with the same body, Content-Type and headers, without DRF's
+    template-response machinery (rendering callbacks, renderer context, a second render pass in the
+    handler), which on the hottest read measured ~80 µs of a loaded worker's time per request."""
+    renderer = getattr(request, "accepted_renderer", None)
+    if type(renderer) is not JSONRenderer:
+        return Response(data, headers=headers)
+    response = HttpResponse(renderer.render(data), content_type=renderer.media_type)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
 
 
 _ALLOWED_METHODS: dict[tuple, list[str]] = {}
@@ -67,10 +83,17 @@ class AccountScopedAPIView(APIView):
     def allowed_methods(self) -> list[str]:
         # DRF answers `Allow` on every response and works it out each time with a getattr per HTTP
         # method; a view class's methods never change, so once per class (and method list) is enough.
-        key = (type(self), tuple(self.http_method_names))
+        # Worked out from the class, not the instance: Django's `View.setup` gives a served instance a
+        # `head` (when it has a `get`) that an instance built without it (the schema generator's) lacks.
+        cls = type(self)
+        key = (cls, tuple(self.http_method_names))
         methods = _ALLOWED_METHODS.get(key)
         if methods is None:
-            methods = _ALLOWED_METHODS[key] = super().allowed_methods
+            methods = _ALLOWED_METHODS[key] = [
+                method.upper()
+                for method in self.http_method_names
+                if hasattr(cls, method) or (method == "head" and hasattr(cls, "get"))
+            ]
         return list(methods)
 
     @property

@@ -136,3 +136,39 @@ def test_with_an_init_signal_receiver_an_instance_is_built_through_from_db(accou
     finally:
         post_init.disconnect(receiver, sender=Lead)
     assert seen == [built]
+
+
+def test_data_response_renders_at_once_with_the_json_renderer_and_otherwise_leaves_it_to_drf():
+    from rest_framework.renderers import BaseRenderer
+    from rest_framework.response import Response
+
+    from core.api import data_response
+    from core.renderers import JSONRenderer
+
+    class Negotiated:
+        accepted_renderer = JSONRenderer()
+        accepted_media_type = "application/json"
+
+    response = data_response(Negotiated(), {"a": 1}, headers={"ETag": '"x"'})
+    assert not isinstance(response, Response)
+    assert response.content == b'{"a":1}' and response["Content-Type"] == "application/json"
+    assert response["ETag"] == '"x"'
+
+    class Other(BaseRenderer):
+        media_type = "text/plain"
+
+    Negotiated.accepted_renderer = Other()
+    response = data_response(Negotiated(), {"a": 1}, headers={"ETag": '"x"'})
+    assert isinstance(response, Response) and response.data == {"a": 1} and response["ETag"] == '"x"'
+
+
+def test_the_allow_header_does_not_depend_on_who_asked_first():
+    from core.api import _ALLOWED_METHODS
+    from leads.api.views import LeadDetailView
+
+    _ALLOWED_METHODS.clear()
+    bare = LeadDetailView()  # as the schema generator builds views: no setup(), so no `head` yet
+    assert bare.allowed_methods == ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    served = LeadDetailView()
+    served.setup(None)
+    assert served.allowed_methods == ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]

@@ -306,6 +306,16 @@ def test_get_one_lead_answers_with_its_etag(api):
     assert response["ETag"] == created["ETag"]
 
 
+def test_get_one_lead_answers_json_with_drf_s_headers(api):
+    created = create(api, {"email": "headers@example.com", "tags": ["a"], "custom_fields": {"n": 1}})
+    response = api.get(detail_url(created.json()["id"]))
+    assert response["Content-Type"] == "application/json"
+    assert response["Allow"] == "GET, PUT, PATCH, DELETE, HEAD, OPTIONS"
+    assert response["ETag"] == created["ETag"]
+    assert response.json() == created.json()
+    assert int(response["X-RateLimit-Remaining"]) >= 0 and response["Cache-Control"] == "private, no-cache"
+
+
 def test_get_with_matching_if_none_match_answers_304_without_a_body(api):
     created = create(api, {"email": "cache@example.com"})
     response = api.get(detail_url(created.json()["id"]), HTTP_IF_NONE_MATCH=created["ETag"])

@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.response import Response
 
-from core.api import AccountScopedAPIView, page_response
+from core.api import AccountScopedAPIView, data_response, page_response
 from core.errors import InvalidParameter, PreconditionFailed
 from core.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from core.schema import errors, filterset_parameters
@@ -102,7 +102,7 @@ class LeadDetailView(AccountScopedAPIView):
                 raise PreconditionFailed(
                     "The lead changed since you read it; fetch it again and retry.", current_etag=etag
                 )
-        return Response(lead_to_dict(lead), headers={"ETag": etag})
+        return data_response(request, lead_to_dict(lead), headers={"ETag": etag})
 
     @extend_schema(
         operation_id="leads_update",
