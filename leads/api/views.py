@@ -37,6 +37,9 @@ ON_DUPLICATE_PARAMETER = OpenApiParameter(
     description="error (default): 409 duplicate_lead; update: merge into the existing lead; skip: return it.",
 )
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description="ETag from a previous read.")
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match", str, OpenApiParameter.HEADER, description="ETag from a previous read: 304 while it is current."
+)
 
 
 def parse_on_duplicate(request) -> str:
@@ -87,7 +90,11 @@ class LeadListCreateView(AccountScopedAPIView):
 
 
 class LeadDetailView(AccountScopedAPIView):
-    @extend_schema(operation_id="leads_retrieve", responses={200: LeadOutputSerializer, 304: None, **errors(404)})
+    @extend_schema(
+        operation_id="leads_retrieve",
+        parameters=[IF_NONE_MATCH, IF_MATCH],
+        responses={200: LeadOutputSerializer, 304: None, **errors(404, 412)},
+    )
     def get(self, request, lead_id):
         """Get one lead, with its ETag."""
         lead = selectors.lead_get(account=self.account, lead_id=lead_id)
