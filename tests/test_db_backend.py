@@ -80,7 +80,10 @@ def test_start_up_collects_its_garbage_and_freezes_the_rest():
     del garbage
     try:
         frozen = warm_and_freeze()
-        assert frozen > 10_000 and gc.get_freeze_count() == frozen
+        assert frozen > 10_000
+        # Frozen objects can still be freed when their last reference goes (here: by the test
+        # runner's own threads between the two reads), so the count may only have fallen a little.
+        assert frozen - 1_000 < gc.get_freeze_count() <= frozen
         assert collected == [True]  # start-up garbage is freed, not frozen
     finally:
         gc.unfreeze()
