@@ -1,13 +1,14 @@
 """Load through gunicorn with wrk (issue 10): `GET /api/v1/leads/{id}` and `POST /api/v1/leads`
 beside a bare Django view returning the same JSON from the same gunicorn, in the same run.
 
-The server is one gunicorn (`--workers 2`, sync) started with `bench.bench_settings`: the project's
-settings and URLs plus `/bench/bare` (bench/bench_urls.py), which answers the bytes of a real
-`GET /api/v1/leads/{id}` response with no authentication, rate limit, database or serialization,
-through the same middleware. wrk (`/usr/bin/wrk`, Debian package `wrk`) drives each target for
-`--duration` seconds with `--connections` connections on 2 threads; targets alternate within each
-run so drift on the machine hits them alike. The account is a pro account whose request budget is
-lifted, so the limiter runs (one EVALSHA per request) but never refuses.
+The server is one gunicorn (`--workers 4`, sync: as good as any count for the bare view on 2 cores, as
+a sweep over 2 to 5 workers the benchmark runs first shows, `--sweep`) started with
+`bench.bench_settings`: the project's settings and URLs plus `/bench/bare` (bench/bench_urls.py), which
+answers the bytes of a real `GET /api/v1/leads/{id}` response with no authentication, rate limit,
+database or serialization, through the same middleware. wrk (`/usr/bin/wrk`, Debian package `wrk`)
+drives each target for `--duration` seconds with `--connections` connections on 2 threads; targets
+alternate within each run so drift on the machine hits them alike. The account is a pro account whose
+request budget is lifted, so the limiter runs (one EVALSHA per request) but never refuses.
 
     python -m bench.http_load --runs 5 --duration 10
 """
@@ -22,6 +23,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -30,6 +33,11 @@ from .common import bench_account, default_database_url, ensure_database, gunico
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 SETTLE_SECONDS = 3
+# Sync workers of the gunicorn both targets share. On 2 cores the bare view (the reference) serves as much
+# with 4 as with 2, 3 or 5 (within the machine's noise; the sweep prints it beside every run), while the API's
+# workers, waiting on PostgreSQL and Redis, no longer leave a core idle. The README's deployment uses 4 too.
+DEFAULT_WORKERS = 4
+SWEEP_WORKERS = (2, 3, 4, 5)
 
 # Each thread gets an id so POST bodies are unique across threads and runs.
 LUA_COMMON = """
@@ -101,20 +109,11 @@ def wrk(url: str, script: Path, duration: int, connections: int) -> dict:
     return result
 
 
-def run(
-    database_url: str,
-    *,
-    slug: str = "bench",
-    runs: int = 5,
-    duration: int = 10,
-    connections: int = 8,
-    workers: int = 2,
-) -> list[str]:
-    ensure_database(database_url)
-    key = bench_account(database_url, slug)
-    work = Path(tempfile.mkdtemp(prefix="leadbase-wrk-"))
-    body_file = work / "lead.json"
-    results: dict[str, list[dict]] = {}
+@contextmanager
+def _serve(database_url: str, key: str, workers: int, work: Path) -> Iterator[tuple[str, str]]:
+    """gunicorn with `workers` sync workers and the bench-only bare view; yields (base URL, lead id). The
+    bare view answers the exact bytes the API answers for that lead (checked)."""
+    body_file = work / f"lead-{workers}.json"
     with gunicorn(
         database_url,
         workers=workers,
@@ -129,6 +128,49 @@ def run(
         body_file.write_bytes(detail.content)
         bare = session.get(f"{base}/bench/bare")
         assert bare.status_code == 200 and bare.content == detail.content
+        yield base, lead_id
+
+
+def sweep_workers(
+    database_url: str, key: str, work: Path, counts: tuple[int, ...], duration: int, connections: int
+) -> dict[int, dict[str, float]]:
+    """GET req/s of the API and of the bare view for each gunicorn worker count (a fresh gunicorn each, one
+    warm-up round then two measured rounds, the targets alternating): shows that the count of the main runs
+    does not handicap the reference."""
+    script = work / "get.lua"
+    script.write_text(LUA_COMMON + LUA_GET.format(key=key))
+    found: dict[int, dict[str, float]] = {}
+    for workers in counts:
+        with _serve(database_url, key, workers, work) as (base, lead_id):
+            urls = {"api": f"{base}/api/v1/leads/{lead_id}", "bare": f"{base}/bench/bare"}
+            samples: dict[str, list[float]] = {"api": [], "bare": []}
+            for r in range(-1, 2):
+                for name, url in urls.items():
+                    time.sleep(1)
+                    result = wrk(url, script, 2 if r < 0 else duration, connections)
+                    if r >= 0:
+                        samples[name].append(result["rps"])
+            found[workers] = {name: statistics.median(values) for name, values in samples.items()}
+    return found
+
+
+def run(
+    database_url: str,
+    *,
+    slug: str = "bench",
+    runs: int = 5,
+    duration: int = 10,
+    connections: int = 8,
+    workers: int = DEFAULT_WORKERS,
+    sweep: tuple[int, ...] = SWEEP_WORKERS,
+    sweep_duration: int = 3,
+) -> list[str]:
+    ensure_database(database_url)
+    key = bench_account(database_url, slug)
+    work = Path(tempfile.mkdtemp(prefix="leadbase-wrk-"))
+    results: dict[str, list[dict]] = {}
+    swept = sweep_workers(database_url, key, work, sweep, sweep_duration, connections) if sweep else {}
+    with _serve(database_url, key, workers, work) as (base, lead_id):
         get_script = work / "get.lua"
         get_script.write_text(LUA_COMMON + LUA_GET.format(key=key))
         targets = {
@@ -150,7 +192,28 @@ def run(
                 if r >= 0:
                     results.setdefault(name, []).append(result)
     shutil.rmtree(work, ignore_errors=True)
-    return report(results, runs, duration, connections, workers)
+    return report(results, runs, duration, connections, workers) + sweep_report(swept, workers, sweep_duration)
+
+
+def sweep_report(swept: dict[int, dict[str, float]], workers: int, duration: int) -> list[str]:
+    if not swept:
+        return []
+    best = max(swept, key=lambda w: swept[w]["bare"])
+    lines = [
+        "",
+        f"gunicorn worker count (sync workers; before the runs above, a fresh gunicorn per count, GET only, "
+        f"2 × {duration} s per target, alternating): the bare view serves most with {best} workers.",
+        "",
+        "| sync workers | bare view req/s | GET /api/v1/leads/{id} req/s | API / bare |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for count, rps in swept.items():
+        mark = " (the runs above)" if count == workers else ""
+        lines.append(f"| {count}{mark} | {rps['bare']:,.0f} | {rps['api']:,.0f} | {rps['api'] / rps['bare']:.0%} |")
+    if workers in swept:
+        share = swept[workers]["bare"] / swept[best]["bare"]
+        lines += ["", f"- The bare view with {workers} workers: {share:.0%} of its best in this sweep."]
+    return lines
 
 
 def report(results: dict[str, list[dict]], runs: int, duration: int, connections: int, workers: int) -> list[str]:
@@ -211,7 +274,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="gunicorn sync workers of the runs")
+    parser.add_argument(
+        "--sweep",
+        default=",".join(map(str, SWEEP_WORKERS)),
+        help="worker counts to compare first (GET, API and bare view); empty: no sweep",
+    )
     args = parser.parse_args()
     print(
         "\n".join(
@@ -222,6 +290,7 @@ def main() -> None:
                 duration=args.duration,
                 connections=args.connections,
                 workers=args.workers,
+                sweep=tuple(int(w) for w in args.sweep.split(",") if w.strip()),
             )
         )
     )
