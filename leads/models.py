@@ -96,9 +96,17 @@ class Lead(AccountScopedModel):
                 Lower("last_name"),
                 Lower("company"),
                 Lower("first_name"),
-                name="lead_acct_soft_dup_names_idx",
+                # Ending in (created_at, id): the earliest match of a key is the index's first entry for it,
+                # one probe however many leads share the name.
+                F("created_at"),
+                F("id"),
+                name="lead_acct_soft_dup_first_idx",
             ),
-            models.Index(fields=["account", "phone"], name="lead_acct_phone_idx", condition=~Q(phone="")),
+            models.Index(
+                fields=["account", "phone", "created_at", "id"],
+                name="lead_acct_phone_first_idx",
+                condition=~Q(phone=""),
+            ),
             # The owner filter uses owner's own foreign-key index (a user is in few accounts).
             # Deleting a lead clears possible_duplicate_of of the leads that point at it: a partial
             # index, as few leads have one, so inserts and updates of the others never touch it.

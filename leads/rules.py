@@ -7,6 +7,7 @@ import functools
 import operator
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 from django.db.models.functions import Lower
 
@@ -123,39 +124,88 @@ def _soft_key_names(values: dict[str, Any]) -> tuple[str, str, str] | None:
     return None
 
 
+@functools.cache
+def _first_match_sql() -> tuple[str, str]:
+    """The per-key probes of SoftDuplicateIndex on PostgreSQL: (by phone, by names). Each key is a row of
+    `unnest` and its match the first row of a LATERAL `LIMIT 1`; the table name comes from the model."""
+    table = connection.ops.quote_name(Lead._meta.db_table)
+    by_phone = (
+        "SELECT 'p', k.phone, NULL, NULL, m.id FROM unnest(%s::text[]) AS k(phone) CROSS JOIN LATERAL "  # noqa: S608
+        f"(SELECT l.id FROM {table} l WHERE l.account_id = %s AND l.phone = k.phone AND l.phone <> '' "
+        "AND NOT l.id = ANY(%s::uuid[]) ORDER BY l.created_at, l.id LIMIT 1) m"
+    )
+    by_names = (
+        "SELECT 'n', k.f, k.l, k.c, m.id FROM unnest(%s::text[], %s::text[], %s::text[]) "  # noqa: S608
+        f"AS k(f, l, c) CROSS JOIN LATERAL (SELECT l.id FROM {table} l WHERE l.account_id = %s "
+        "AND LOWER(l.last_name) = k.l AND LOWER(l.company) = k.c AND LOWER(l.first_name) = k.f "
+        "AND NOT l.id = ANY(%s::uuid[]) ORDER BY l.created_at, l.id LIMIT 1) m"
+    )
+    return by_phone, by_names
+
+
 class SoftDuplicateIndex:
     """Softer matches (§4.4) for many candidates at once: one query, then in-memory lookups.
-    Earlier items of the same batch count too."""
+    Earlier items of the same batch count too. A candidate's match is the earliest lead (created_at, id)
+    with its phone, or with its first + last name and company."""
 
     def __init__(self, account: Account, candidates: list[dict[str, Any]], exclude_ids: set = frozenset()):
-        phones = {v["phone"] for v in candidates if v.get("phone")}
-        names = {k for k in (_soft_key_names(v) for v in candidates) if k}
+        phones = sorted({v["phone"] for v in candidates if v.get("phone")})
+        names = sorted({k for k in (_soft_key_names(v) for v in candidates) if k})
         self.by_phone: dict[str, Any] = {}
         self.by_names: dict[tuple, Any] = {}
-        if phones or names:
-            # `phone <> ''` spelled out: it matches the partial phone index's predicate even when the
-            # IN list is too long for the planner to prove it (more than 100 values).
-            condition = (Q(phone__in=phones) & ~Q(phone="")) if phones else Q(pk__in=[])
-            if names:
-                # The exact (first, last, company) triples, not three IN lists: with common names the
-                # lists' cross product matches much of the account. Each triple is one probe of
-                # lead_acct_soft_dup_idx.
-                condition |= functools.reduce(
-                    operator.or_, (Q(_first=first, _last=last, _company=company) for first, last, company in names)
-                )
-            rows = (
-                lead_queryset(account=account)
-                .annotate(_first=Lower("first_name"), _last=Lower("last_name"), _company=Lower("company"))
-                .filter(condition)
-                .exclude(pk__in=exclude_ids)
-                .order_by("created_at", "id")
-                .values_list("id", "phone", "_first", "_last", "_company")
+        if not (phones or names):
+            return
+        if connection.vendor == "postgresql":
+            self._earliest_per_key(account, phones, names, exclude_ids)
+        else:
+            self._earliest_of_all(account, phones, names, exclude_ids)
+
+    def _earliest_per_key(self, account: Account, phones: list, names: list, exclude_ids) -> None:
+        """One statement, one index probe per key: the first entry of lead_acct_phone_first_idx or
+        lead_acct_soft_dup_first_idx (both end in created_at, id) for that key. However many leads share a
+        phone or a name (a switchboard number, a placeholder name), a create reads one row per key."""
+        excluded = [str(pk) for pk in exclude_ids]
+        phone_sql, names_sql = _first_match_sql()
+        parts, params = [], []
+        if phones:
+            parts.append(phone_sql)
+            params += [phones, account.pk, excluded]
+        if names:
+            parts.append(names_sql)
+            params += [[n[0] for n in names], [n[1] for n in names], [n[2] for n in names], account.pk, excluded]
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            for kind, a, b, c, pk in cursor.fetchall():
+                if kind == "p":
+                    self.by_phone[a] = pk
+                else:
+                    self.by_names[(a, b, c)] = pk
+
+    def _earliest_of_all(self, account: Account, phones: list, names: list, exclude_ids) -> None:
+        """Portable (the embedded SQLite): every matching lead, oldest first; the first seen per key wins."""
+        # `phone <> ''` spelled out: it matches the partial phone index's predicate even when the IN list is
+        # too long for the planner to prove it (more than 100 values).
+        condition = (Q(phone__in=phones) & ~Q(phone="")) if phones else Q(pk__in=[])
+        if names:
+            # The exact (first, last, company) triples, not three IN lists: with common names the lists'
+            # cross product matches much of the account.
+            condition |= functools.reduce(
+                operator.or_, (Q(_first=first, _last=last, _company=company) for first, last, company in names)
             )
-            for pk, phone, first, last, company in rows:
-                if phone and phone in phones:
-                    self.by_phone.setdefault(phone, pk)
-                if (first, last, company) in names:
-                    self.by_names.setdefault((first, last, company), pk)
+        rows = (
+            lead_queryset(account=account)
+            .annotate(_first=Lower("first_name"), _last=Lower("last_name"), _company=Lower("company"))
+            .filter(condition)
+            .exclude(pk__in=exclude_ids)
+            .order_by("created_at", "id")
+            .values_list("id", "phone", "_first", "_last", "_company")
+        )
+        phone_set, name_set = set(phones), set(names)
+        for pk, phone, first, last, company in rows:
+            if phone and phone in phone_set:
+                self.by_phone.setdefault(phone, pk)
+            if (first, last, company) in name_set:
+                self.by_names.setdefault((first, last, company), pk)
 
     def find(self, values: dict[str, Any], exclude_id=None):
         phone_match = self.by_phone.get(values.get("phone")) if values.get("phone") else None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from core.errors import ERROR_CODES, PROBLEM_TYPE_BASE
 from leads.models import Lead
@@ -859,3 +861,59 @@ def test_successful_responses_carry_a_request_id(api):
 def test_unsupported_method_on_the_collection_is_a_problem(api):
     response = api.delete(LEADS)
     assert_problem(response, 405, "method_not_allowed")
+
+
+def _many_sharing(account, count: int, **shared) -> list[Lead]:
+    """`count` leads with the same `shared` values, created a minute apart, the oldest in the middle of the
+    insertion order (so the earliest is not simply the first row written)."""
+    leads = Lead.objects.bulk_create(
+        Lead(account=account, email=f"share{i}-{uuid.uuid4().hex[:6]}@example.com", **shared) for i in range(count)
+    )
+    now = timezone.now()
+    for i, lead in enumerate(leads):
+        lead.created_at = now - dt.timedelta(days=1 if i == count // 2 else 0, minutes=i)
+    Lead.objects.bulk_update(leads, ["created_at"])
+    return leads
+
+
+def test_a_soft_match_is_the_earliest_of_many_sharing_the_phone_or_name(api, account, other_account):
+    phone_sharers = _many_sharing(account, 30, phone="+16502530000", first_name="P", last_name="Q", company="R")
+    name_sharers = _many_sharing(account, 30, first_name="Jane", last_name="Doe", company="Acme")
+    # Another account's lead, older still, is never a match.
+    elsewhere = Lead.objects.create(account=other_account, email="x@example.com", phone="+16502530000")
+    Lead.objects.filter(pk=elsewhere.pk).update(created_at=timezone.now() - dt.timedelta(days=9))
+    by_phone = create_ok(api, {"email": "new1@example.com", "phone": "+1 650 253 0000"})
+    assert by_phone["possible_duplicate_of"] == str(phone_sharers[15].pk)
+    by_name = create_ok(api, {"email": "new2@example.com", "first_name": "jane", "last_name": "DOE", "company": "acme"})
+    assert by_name["possible_duplicate_of"] == str(name_sharers[15].pk)
+    # The earliest itself, changed in a soft field, matches the next earliest (never itself): the last
+    # inserted, created 29 minutes before the first.
+    body = api.patch(detail_url(name_sharers[15].pk), {"first_name": "JANE"}, format="json").json()
+    assert body["possible_duplicate_of"] == str(name_sharers[29].pk)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_soft_match_lookup_reads_one_index_entry_per_key(account):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from leads.rules import SoftDuplicateIndex
+
+    _many_sharing(account, 300, phone="+16502530000", first_name="Jane", last_name="Doe", company="Acme")
+    Lead.objects.bulk_create(  # and many leads that share nothing
+        Lead(account=account, email=f"other{i}@example.com", phone=f"+1650{i:07d}", last_name=f"L{i}", company="C")
+        for i in range(5000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE leads_lead")
+    candidate = {"phone": "+16502530000", "first_name": "Jane", "last_name": "Doe", "company": "Acme"}
+    with CaptureQueriesContext(connection) as ctx:
+        index = SoftDuplicateIndex(account, [candidate])
+    assert len(ctx.captured_queries) == 1
+    assert index.find(candidate) is not None
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + ctx.captured_queries[0]["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "lead_acct_phone_first_idx" in plan and "lead_acct_soft_dup_first_idx" in plan, plan
+    assert "Sort" not in plan and "Seq Scan on leads_lead" not in plan, plan
+    assert plan.count("Limit") == 2, plan
