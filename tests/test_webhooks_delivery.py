@@ -756,3 +756,61 @@ def test_rotating_with_no_overlap_stops_the_old_secret_at_once(api, receiver):
     assert len(v1_signatures(request.signature)) == 1
     assert verify(new_secret, request.body, request.signature)
     assert not verify(hook["secret"], request.body, request.signature)
+
+
+# --- an attempt's bookkeeping: one transaction ------------------------------------------------------
+
+
+def test_an_attempt_is_logged_together_with_its_delivery_state_or_not_at_all(api, receiver, monkeypatch):
+    """The attempt row, the delivery's new state and the subscription's health are one commit: should
+    writing any of them fail, none is kept and the delivery stays pending, to go out again."""
+    subscribe(api, receiver.url)
+    create_lead(api)  # the after-commit kick is not run: the delivery waits in the outbox
+    delivery = only_delivery()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away mid-way")
+
+    monkeypatch.setattr(services, "_track_health", broken)
+    with pytest.raises(RuntimeError):
+        services.deliver_one(delivery_id=delivery.pk)
+    receiver.wait_for(1)  # it was sent ...
+    delivery.refresh_from_db()
+    assert delivery.attempts == 0 and delivery.status == DeliveryStatus.PENDING  # ... but nothing recorded
+    assert not delivery.attempt_log.exists()
+
+    monkeypatch.undo()
+    services.deliver_one(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempt_log.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_an_attempt_commits_once_without_waiting_for_the_wal_flush(api, receiver, monkeypatch):
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(services, "_kick_delivery", lambda: None)  # real commits here: keep them in the outbox
+    subscribe(api, receiver.url)
+    create_lead(api)
+    delivery = only_delivery()
+    with CaptureQueriesContext(connection) as ctx:
+        services.deliver_one(delivery_id=delivery.pk)
+    sql = [q["sql"] for q in ctx.captured_queries]
+    first = sql.index("SET LOCAL synchronous_commit TO OFF")
+    writes = [s for s in sql[first:] if s.startswith(("INSERT", "UPDATE"))]
+    assert writes[0].startswith('INSERT INTO "webhooks_deliveryattempt"'), sql
+    assert writes[1].startswith('UPDATE "webhooks_webhookdelivery"'), sql
+    with connection.cursor() as cursor:  # SET LOCAL: the session's own setting is untouched after the commit
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+
+    # Called inside a transaction of the caller's, the caller's commit keeps its own mode.
+    create_lead(api, email="grace@example.com")
+    second = WebhookDelivery.objects.exclude(pk=delivery.pk).get()
+    with CaptureQueriesContext(connection) as ctx, transaction.atomic():
+        services.deliver_one(delivery_id=second.pk)
+    assert not any("synchronous_commit" in q["sql"] for q in ctx.captured_queries)
