@@ -8,7 +8,7 @@
 2. Makes the table hold `--leads` generated leads across two accounts, 95% in `bench` (the account
    every benchmark measures) and 5% in `bench-b` (the one the webhook fan-out writes to): leads
    earlier benchmark runs created are deleted, missing ones are generated with COPY
-   (bench/generate.py), then VACUUM ANALYZE.
+   (bench/generate.py), then VACUUM ANALYZE (each benchmark vacuums again first: `common.ensure_database`).
 3. Runs each benchmark in a process of its own (a fresh Django and fresh connections each):
    list pages, gunicorn + wrk load, batch create, rate limiter, webhook fan-out, exports, rescoring.
 4. Writes bench/results.md (and prints it): the machine, the load average around each benchmark,
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psycopg
 
-from .common import DEFAULT_REDIS, ROOT, bench_account, default_database_url, ensure_database, load_average
+from .common import DEFAULT_REDIS, ROOT, bench_account, default_database_url, ensure_database, load_average, vacuum
 from .generate import account_id, copy_leads
 
 MAIN, SECOND = "bench", "bench-b"
@@ -130,7 +130,7 @@ def machine(database_url: str, redis_url: str) -> list[str]:
         pg = conn.execute("SHOW server_version").fetchone()[0].split()[0]
         settings = {
             name: conn.execute(f"SHOW {name}").fetchone()[0]
-            for name in ("shared_buffers", "work_mem", "max_wal_size", "synchronous_commit")
+            for name in ("shared_buffers", "work_mem", "max_wal_size", "synchronous_commit", "autovacuum")
         }
         size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('leads_lead'))").fetchone()[0]
         indexes = conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'leads_lead'").fetchone()[0]
@@ -180,8 +180,8 @@ def main() -> None:
         rate = f" ({generated / seconds:,.0f} rows/s)" if generated else ""
         load_lines.append(f"- account `{slug}`: {rows:,} leads, {generated:,} generated now in {seconds:.1f} s{rate}")
         print(load_lines[-1], flush=True)
+    vacuum(args.database_url)
     with psycopg.connect(args.database_url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE leads_lead")
         total = conn.execute("SELECT count(*) FROM leads_lead").fetchone()[0]
 
     out = [
