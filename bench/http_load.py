@@ -132,13 +132,11 @@ def _serve(database_url: str, key: str, workers: int, work: Path) -> Iterator[tu
 
 
 def sweep_workers(
-    database_url: str, key: str, work: Path, counts: tuple[int, ...], duration: int, connections: int
+    database_url: str, key: str, work: Path, script: Path, counts: tuple[int, ...], duration: int, connections: int
 ) -> dict[int, dict[str, float]]:
     """GET req/s of the API and of the bare view for each gunicorn worker count (a fresh gunicorn each, one
     warm-up round then two measured rounds, the targets alternating): shows that the count of the main runs
     does not handicap the reference."""
-    script = work / "get.lua"
-    script.write_text(LUA_COMMON + LUA_GET.format(key=key))
     found: dict[int, dict[str, float]] = {}
     for workers in counts:
         with _serve(database_url, key, workers, work) as (base, lead_id):
@@ -169,10 +167,10 @@ def run(
     key = bench_account(database_url, slug)
     work = Path(tempfile.mkdtemp(prefix="leadbase-wrk-"))
     results: dict[str, list[dict]] = {}
-    swept = sweep_workers(database_url, key, work, sweep, sweep_duration, connections) if sweep else {}
+    get_script = work / "get.lua"
+    get_script.write_text(LUA_COMMON + LUA_GET.format(key=key))
+    swept = sweep_workers(database_url, key, work, get_script, sweep, sweep_duration, connections) if sweep else {}
     with _serve(database_url, key, workers, work) as (base, lead_id):
-        get_script = work / "get.lua"
-        get_script.write_text(LUA_COMMON + LUA_GET.format(key=key))
         targets = {
             "GET /api/v1/leads/{id}": (f"{base}/api/v1/leads/{lead_id}", get_script),
             "GET bare view (same JSON)": (f"{base}/bench/bare", get_script),
