@@ -41,7 +41,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from core import ratelimit
-from core.db import ModelColumns, hot_cursor
+from core.db import ModelColumns, hot_row
 
 from . import usage
 from .actor import Actor
@@ -144,9 +144,7 @@ def load(prefix: str) -> KeyRow | None:
     sql = _sql.get(connection.vendor)
     if sql is None:
         sql = _sql[connection.vendor] = _lookup_sql()
-    with hot_cursor(connection) as cursor:
-        cursor.execute(sql, [prefix])
-        row = cursor.fetchone()
+    row = hot_row(connection, sql, [prefix])
     if row is None:
         return None
     k, a = len(KEY), len(KEY) + len(ACCOUNT)

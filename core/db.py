@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import sqlite3
-from contextlib import contextmanager
 
 from django.db import models
 from django.db.models import signals
@@ -28,17 +27,16 @@ def sqlite_use_real_variable_limit(sender, connection, **kwargs) -> None:
         connection.features.max_query_params = limit
 
 
-@contextmanager
-def hot_cursor(connection):
-    """A cursor for a query run on almost every request: on PostgreSQL one kept per connection whose
-    statements are prepared once (core/backends/postgresql), elsewhere a plain cursor, closed after."""
-    prepared = getattr(connection, "prepared_cursor", None)
-    cursor = prepared() if prepared is not None else None
-    if cursor is not None:
-        yield cursor
-        return
+def hot_row(connection, sql: str, params) -> tuple | None:
+    """The first row of a query run on almost every request, or None: on PostgreSQL a statement prepared
+    once per connection and run through libpq directly (core/backends/postgresql `hot_row`), elsewhere
+    through a plain cursor."""
+    fetch = getattr(connection, "hot_row", None)
+    if fetch is not None:
+        return fetch(sql, params)
     with connection.cursor() as cursor:
-        yield cursor
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 _SCALAR_FIELDS = (

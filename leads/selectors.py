@@ -11,7 +11,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 
 from accounts.models import Account
-from core.db import ModelColumns, hot_cursor
+from core.db import ModelColumns, hot_row
 from core.errors import InvalidCursor, InvalidParameter, NotFound
 from core.keyset import Page, RowCompare, SortKey, decode_cursor, encode_cursor, paginate, parse_limit, parse_sort
 from webhooks.models import Event
@@ -123,9 +123,7 @@ def _lead_by_id(account_id: int, pk: uuid.UUID) -> Lead | None:
             f"SELECT {LEAD.select(conn)} FROM {q(Lead._meta.db_table)} {q('l')} "  # noqa: S608
             f"WHERE {q('l')}.{q('account_id')} = %s AND {q('l')}.{q('id')} = %s"
         )
-    with hot_cursor(conn) as cursor:
-        cursor.execute(sql, [account_id, Lead._meta.pk.get_db_prep_value(pk, conn)])
-        row = cursor.fetchone()
+    row = hot_row(conn, sql, [account_id, Lead._meta.pk.get_db_prep_value(pk, conn)])
     return None if row is None else LEAD.instance(LEAD.convert(row, conn), conn.alias)
 
 

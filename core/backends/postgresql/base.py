@@ -10,12 +10,24 @@ restarted under load), its next request fails with 503 `service_unavailable` and
 connection is closed at the end of that request (Django's `errors_occurred`), and the next request
 gets a fresh one. Set the delay to 0 to check every request, as Django does.
 
-`prepared_cursor()` gives the hottest hand-written queries (core/db.py `hot_cursor`) a cursor with
-server-side binding whose statements psycopg prepares once per connection: PostgreSQL then
-skips parsing and planning them (one lead by id: 630 -> 390 µs a query on the benchmark machine, the
-planner weighing the leads table's many indexes each time). The ORM keeps Django's client-side
-binding, which never prepares. Behind a pooler that cannot keep prepared statements (PgBouncer in
-transaction mode before 1.21), set `LEADBASE_DB_PREPARED_STATEMENTS=false`.
+`hot_row()` runs the hottest hand-written queries (one lead by id on every `GET /leads/{id}`, an API
+key not yet cached: core/db.py) as statements prepared on each connection the first time (`PREPARE`):
+PostgreSQL then skips parsing and planning them (one lead by id: 630 -> 390 µs a query on an earlier
+benchmark machine, the planner weighing the leads table's many indexes each time). Each call then goes
+through libpq directly: it sends the parameters, waits for the one result and loads the row with
+psycopg's own loaders (`psycopg.adapt.Transformer` over the connection's adapters), skipping psycopg's
+cursor machinery and Django's cursor wrapper: measured under load, ~60 µs of a worker's time a read.
+Same row, same errors (Django's database exceptions; a dead connection is closed at the end of the
+request), still in `connection.queries` when queries are logged. With an execute wrapper installed
+(`connection.execute_wrapper`) the query goes through a Django cursor instead, so the wrapper sees it.
+
+Only these statements are prepared: psycopg's own preparing stays off (Django's `prepare_threshold`
+None). psycopg runs `DEALLOCATE ALL` whenever a connection on which it prepared anything sees a
+ROLLBACK, DROP or ALTER, which would take ours with it. Should anything else deallocate them (a
+`DEALLOCATE ALL` or `DISCARD ALL` sent by hand), each is prepared again on its next use; at once if
+that use is outside a transaction block, else after the failed transaction. Behind a pooler that cannot
+keep prepared statements (PgBouncer in transaction mode before 1.21), set
+`LEADBASE_DB_PREPARED_STATEMENTS=false`: the queries then run unprepared through a Django cursor.
 
 Timestamps: Django loads every `timestamptz` with a subclass of psycopg's pure-Python loader (to label
 the result with the connection's time zone), which parses each value in Python; C-accelerated psycopg
@@ -27,13 +39,19 @@ tzinfo `datetime.timezone.utc`, ~4x cheaper a value (a page of 50 leads holds 15
 from __future__ import annotations
 
 import datetime
+import hashlib
+import logging
+import select
 import time
+from collections.abc import Sequence
 from functools import cache
 
 from django.conf import settings
-from django.db.backends.postgresql import base, operations
-from psycopg import adapt, adapters
+from django.db.backends.postgresql import base
+from psycopg import adapt, adapters, errors, pq
 from psycopg.pq import Format
+
+logger = logging.getLogger("django.db.backends")
 
 
 class UTCTimestamptzLoader(adapt.Loader):
@@ -58,30 +76,32 @@ def utc_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
     return context
 
 
-class PreparingCursor(base.ServerBindingCursor):
-    """Server-side binding, every statement prepared (psycopg keeps up to `prepared_max` per connection;
-    Django leaves psycopg's automatic preparing off)."""
+def numbered_placeholders(sql: str) -> str:
+    """Django's `%s` placeholders as PostgreSQL's `$1, $2, ...` (hand-written SQL without a literal `%`)."""
+    parts = sql.split("%s")
+    if any("%" in part for part in parts):
+        raise ValueError("A hot statement may hold no % other than its %s placeholders.")
+    return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], 1)) + parts[-1]
 
-    def execute(self, query, params=None, *, prepare: bool | None = True, binary: bool | None = None):
-        return super().execute(query, params, prepare=prepare, binary=binary)
+
+def statement_name(sql: str) -> str:
+    return "lb_hot_" + hashlib.sha1(sql.encode()).hexdigest()[:20]  # noqa: S324  (a name, not a secret)
 
 
-class DatabaseOperations(operations.DatabaseOperations):
-    def last_executed_query(self, cursor, sql, params):
-        # Django reads a client-side cursor's composed query; a prepared one has "$1" placeholders, so
-        # compose it here for the query log (connection.queries, CaptureQueriesContext).
-        if isinstance(cursor, PreparingCursor):
-            try:
-                return self.compose_sql(sql, params)
-            except Exception:  # a log line is never worth failing the query it describes
-                return sql
-        return super().last_executed_query(cursor, sql, params)
+def _wait(pgconn: pq.abc.PGconn, *, write: bool = False) -> None:
+    """Block until the connection's socket is readable (or, `write`, writable)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLOUT if write else select.POLLIN)
+        poller.poll()
+    else:  # pragma: no cover  (platforms without poll)
+        select.select([] if write else [pgconn.socket], [pgconn.socket] if write else [], [])
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    ops_class = DatabaseOperations
     _used_at: float | None = None
-    _prepared: PreparingCursor | None = None
+    _hot_statements: set[str] | None = None  # names of the hot statements prepared on this connection
+    _hot_transformer: adapt.Transformer | None = None
 
     def create_cursor(self, name=None):
         self._used_at = time.monotonic()
@@ -104,37 +124,83 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # The session runs in UTC (Django's `timezone_name`): psycopg's loader already gives UTC datetimes.
         if self.timezone is datetime.UTC and self.timezone_name == "UTC" and "context" in params:
             params["context"] = utc_adapters(params["context"])
-        # Django turns psycopg's preparing off (prepare_threshold None) unless OPTIONS sets it. Here only
-        # PreparingCursor prepares (it asks for each statement); nothing is prepared automatically.
-        if settings.LEADBASE_DB_PREPARED_STATEMENTS and "prepare_threshold" not in self.settings_dict["OPTIONS"]:
-            params["prepare_threshold"] = 2**31 - 1
         return params
 
-    def prepared_cursor(self):
-        """A cursor (wrapped like any Django cursor: query logging, execute wrappers) whose statements
-        are prepared on this connection the first time they run. The same psycopg cursor serves every
-        call on this connection (callers never close it: core/db.py `hot_cursor`); a plain Django
-        cursor when prepared statements are turned off."""
-        if not settings.LEADBASE_DB_PREPARED_STATEMENTS:
-            return None
+    def hot_row(self, sql: str, params: Sequence) -> tuple | None:
+        """The first row of `sql` (Django placeholders, `%s`) with `params`, or None: through libpq directly,
+        as a statement prepared on this connection the first time (see the module's docstring)."""
+        if not settings.LEADBASE_DB_PREPARED_STATEMENTS or self.execute_wrappers:
+            with self.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+        self.validate_no_broken_transaction()
         self.close_if_health_check_failed()
         self.ensure_connection()
         self._used_at = time.monotonic()
-        cursor = self._prepared
-        if cursor is None or cursor.closed:
-            with self.wrap_database_errors:
-                cursor = PreparingCursor(self.connection)
-                tzloader = self.connection.adapters.get_loader(base.TIMESTAMPTZ_OID, base.Format.TEXT)
-                if self.timezone != tzloader.timezone:
-                    base.register_tzloader(self.timezone, cursor)
-            self._prepared = cursor
-        return self._prepare_cursor(cursor)
+        start = time.monotonic()
+        with self.wrap_database_errors:
+            name = statement_name(sql)
+            tx = self._hot_transformer
+            if tx is None:
+                # A cursor's adapters: the connection's, plus the time zone loader Django gives each cursor.
+                tx = self._hot_transformer = adapt.Transformer(self.create_cursor())
+            values = tx.dump_sequence(params, [adapt.PyFormat.TEXT] * len(params))
+            result = self._run_prepared(name, sql, values)
+            if result.status == pq.ExecStatus.FATAL_ERROR and result.error_field(pq.DiagnosticField.SQLSTATE) == (
+                b"26000"  # invalid_sql_statement_name: someone ran DEALLOCATE ALL or DISCARD ALL
+            ):
+                # Every statement went with it: each is prepared again on its next use. This one at once
+                # outside a transaction block; inside one, the failed statement has aborted it, so the
+                # error is the caller's (a rollback deallocates nothing: the next call prepares anew).
+                self._hot_statements.clear()
+                if self.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+                    result = self._run_prepared(name, sql, values)
+            if result.status != pq.ExecStatus.TUPLES_OK:
+                raise errors.error_from_result(result, encoding=self.connection.info.encoding)
+            tx.set_pgresult(result)
+            row = tx.load_row(0, tuple) if result.ntuples else None
+        if self.queries_logged:
+            duration = time.monotonic() - start
+            self.queries_log.append({"sql": self.ops.compose_sql(sql, params), "time": f"{duration:.3f}"})
+            logger.debug(
+                "(%.3f) %s; args=%s; alias=%s",
+                duration,
+                sql,
+                params,
+                self.alias,
+                extra={"duration": duration, "sql": sql, "params": params, "alias": self.alias},
+            )
+        return row
+
+    def _run_prepared(self, name: str, sql: str, values: list) -> pq.abc.PGresult:
+        """Prepare `sql` as `name` on this connection if it is not yet, send `values`, return the result."""
+        statements = self._hot_statements
+        if statements is None:
+            statements = self._hot_statements = set()
+        if name not in statements:
+            self.connection.execute(f"PREPARE {name} AS {numbered_placeholders(sql)}")
+            statements.add(name)
+        pgconn = self.connection.pgconn
+        pgconn.send_query_prepared(name.encode(), values)
+        while pgconn.flush():
+            _wait(pgconn, write=True)
+        while True:
+            pgconn.consume_input()
+            if not pgconn.is_busy():
+                break
+            _wait(pgconn)
+        result = pgconn.get_result()
+        while pgconn.get_result() is not None:  # one statement, one result; read to the end all the same
+            pass
+        return result
 
     def connect(self) -> None:
         super().connect()
         self._used_at = None
-        self._prepared = None
+        self._hot_statements = None
+        self._hot_transformer = None
 
     def _close(self) -> None:
-        self._prepared = None
+        self._hot_statements = None
+        self._hot_transformer = None
         super()._close()
