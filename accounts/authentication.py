@@ -33,7 +33,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Empty API key.")
         # Authenticated and the account's budget spent in one go (one Redis round trip for a cached
         # key); enforce_rate_limit then finds the decision on the request and refuses if it says so.
-        admission = api_key_admit(raw_key=raw, ip=client_ip(request), spend=True)
+        admission = api_key_admit(
+            raw_key=raw, ip=client_ip(request), spend=True, read_ahead=getattr(request._request, "read_ahead", None)
+        )
         if admission is None:
             raise exceptions.AuthenticationFailed("The API key is invalid, revoked or expired.")
         actor = admission.actor

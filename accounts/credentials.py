@@ -35,6 +35,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -320,10 +321,23 @@ def _budget(actor: Actor, riders: list, spend: bool) -> ratelimit.Decision | Non
     return None
 
 
-def admit(*, raw_key: str, prefix: str, key_hash: str, ip: str | None, spend: bool) -> Admission | None:
+def admit(
+    *,
+    raw_key: str,
+    prefix: str,
+    key_hash: str,
+    ip: str | None,
+    spend: bool,
+    read_ahead: Callable[[int], None] | None = None,
+) -> Admission | None:
     """Authenticate a well-formed key (its prefix and hash given), record its use, and (`spend`) spend one
     request of its account's budget, in as few round trips as the cache allows. None: unknown, revoked,
-    expired, or its creator is inactive or no longer a member."""
+    expired, or its creator is inactive or no longer a member.
+
+    `read_ahead(account_id)` is called with the account a cached key names, before the Redis round trip
+    that confirms the key (when nothing will use the database before the caller does: usage batched in
+    Redis): the caller may send a read for that account meanwhile, and must not use it unless the
+    admission returned names the same account."""
     if not caching():
         return _admit_from_database(prefix, key_hash, ip, spend, epoch=None)
     entry = _cached(prefix)
@@ -333,6 +347,8 @@ def admit(*, raw_key: str, prefix: str, key_hash: str, ip: str | None, spend: bo
         actor = entry.actor(ip)
         if actor is not None:
             check = EpochCheck(prefix, entry, ip)
+            if read_ahead is not None and usage.batched():  # else the use is written first, on the same connection
+                read_ahead(actor.account.pk)
             decision = _budget(actor, [check], spend)
             if check.current:
                 if check.record_now:  # usage is not batched: written to the key's row

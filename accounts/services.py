@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -157,14 +158,21 @@ def api_key_well_formed(raw_key: str) -> bool:
     return raw_key.startswith(API_KEY_PREFIX) and API_KEY_LOOKUP_LENGTH + 8 <= len(raw_key) <= 200
 
 
-def api_key_admit(*, raw_key: str, ip: str | None, spend: bool = True) -> credentials.Admission | None:
+def api_key_admit(
+    *, raw_key: str, ip: str | None, spend: bool = True, read_ahead: Callable[[int], None] | None = None
+) -> credentials.Admission | None:
     """Authenticate a presented key, record its use and (`spend`) spend one request of its account's
     budget: with a cached key one Redis round trip and no query (accounts/credentials.py). None when the
-    key is malformed, unknown, revoked, expired or orphaned."""
+    key is malformed, unknown, revoked, expired or orphaned. `read_ahead(account_id)`: see `credentials.admit`."""
     if not api_key_well_formed(raw_key):
         return None
     return credentials.admit(
-        raw_key=raw_key, prefix=raw_key[:API_KEY_LOOKUP_LENGTH], key_hash=hash_api_key(raw_key), ip=ip, spend=spend
+        raw_key=raw_key,
+        prefix=raw_key[:API_KEY_LOOKUP_LENGTH],
+        key_hash=hash_api_key(raw_key),
+        ip=ip,
+        spend=spend,
+        read_ahead=read_ahead,
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime
 import uuid
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models import QuerySet
 
 from accounts.models import Account
@@ -18,6 +19,9 @@ from webhooks.models import Event
 
 from .filtersets import LeadFilterSet
 from .models import Lead, Note, Segment
+
+if TYPE_CHECKING:
+    from core.backends.postgresql.base import PendingRow
 
 # sortable field -> nullable (NULLs sort as if larger than every value)
 LEAD_SORTS: dict[str, bool] = {
@@ -93,16 +97,26 @@ def _parse_bool_param(raw: str | None, name: str) -> bool:
     )
 
 
-def lead_get(*, account: Account, lead_id, for_update: bool = False) -> Lead:
-    """One lead of the account, or NotFound (also for other accounts' ids and malformed ids)."""
+def lead_get(*, account: Account, lead_id, for_update: bool = False, read_ahead: LeadReadAhead | None = None) -> Lead:
+    """One lead of the account, or NotFound (also for other accounts' ids and malformed ids). `read_ahead`:
+    this read, sent earlier (`lead_read_ahead`); used only if it asked for the same account and lead."""
     try:
         pk = uuid.UUID(str(lead_id))
     except ValueError as exc:
+        if read_ahead is not None:
+            read_ahead.pending.discard()
         raise NotFound("No such lead.") from exc
-    if for_update:
-        lead = lead_queryset(account=account).select_for_update().filter(pk=pk).first()
+    if read_ahead is not None and not for_update and (read_ahead.account_id, read_ahead.pk) == (account.pk, pk):
+        row = read_ahead.pending.row()
+        conn = connections[DEFAULT_DB_ALIAS]
+        lead = None if row is None else LEAD.instance(LEAD.convert(row, conn), conn.alias)
     else:
-        lead = _lead_by_id(account.pk, pk)
+        if read_ahead is not None:
+            read_ahead.pending.discard()
+        if for_update:
+            lead = lead_queryset(account=account).select_for_update().filter(pk=pk).first()
+        else:
+            lead = _lead_by_id(account.pk, pk)
     if lead is None:
         raise NotFound("No such lead.")
     return lead
@@ -112,10 +126,7 @@ LEAD = ModelColumns(Lead, "l")
 _lead_by_id_sql: dict[str, str] = {}
 
 
-def _lead_by_id(account_id: int, pk: uuid.UUID) -> Lead | None:
-    """`Lead.objects.filter(account_id=…, pk=…)` written by hand: the hottest read of the API (every
-    `GET /leads/{id}`), where compiling the queryset cost twice what running it does (core/db.py)."""
-    conn = connections[DEFAULT_DB_ALIAS]  # once: each attribute read through the proxy looks it up again
+def _lead_by_id_statement(conn) -> str:
     sql = _lead_by_id_sql.get(conn.vendor)
     if sql is None:
         q = conn.ops.quote_name
@@ -123,8 +134,47 @@ def _lead_by_id(account_id: int, pk: uuid.UUID) -> Lead | None:
             f"SELECT {LEAD.select(conn)} FROM {q(Lead._meta.db_table)} {q('l')} "  # noqa: S608
             f"WHERE {q('l')}.{q('account_id')} = %s AND {q('l')}.{q('id')} = %s"
         )
-    row = hot_row(conn, sql, [account_id, Lead._meta.pk.get_db_prep_value(pk, conn)])
+    return sql
+
+
+def _lead_by_id(account_id: int, pk: uuid.UUID) -> Lead | None:
+    """`Lead.objects.filter(account_id=…, pk=…)` written by hand: the hottest read of the API (every
+    `GET /leads/{id}`), where compiling the queryset cost twice what running it does (core/db.py)."""
+    conn = connections[DEFAULT_DB_ALIAS]  # once: each attribute read through the proxy looks it up again
+    row = hot_row(conn, _lead_by_id_statement(conn), [account_id, Lead._meta.pk.get_db_prep_value(pk, conn)])
     return None if row is None else LEAD.instance(LEAD.convert(row, conn), conn.alias)
+
+
+@dataclass(frozen=True)
+class LeadReadAhead:
+    """One lead's read, sent before the request had finished authenticating (`lead_read_ahead`)."""
+
+    account_id: int
+    pk: uuid.UUID
+    pending: PendingRow
+
+
+def lead_read_ahead(*, account_id: int, lead_id) -> LeadReadAhead | None:
+    """Send the read of one of this account's leads now and collect it later with `lead_get(read_ahead=…)`,
+    so that PostgreSQL runs it while the request waits for Redis. `GET /leads/{id}` does this once the
+    API key names its account and before the Redis round trip that confirms the key and spends the
+    budget (accounts/credentials.py): one wait for both instead of one after the other. Nothing is read
+    from the row unless that confirmation comes and names the same account; otherwise it is dropped.
+    None when the id is malformed or the database cannot send a read ahead (SQLite, prepared statements
+    off), or sending failed: the read proper then runs as usual, and meets any error itself."""
+    try:
+        pk = uuid.UUID(str(lead_id))
+    except ValueError:
+        return None
+    conn = connections[DEFAULT_DB_ALIAS]
+    send = getattr(conn, "send_hot_row", None)
+    if send is None:
+        return None
+    try:
+        pending = send(_lead_by_id_statement(conn), [account_id, Lead._meta.pk.get_db_prep_value(pk, conn)])
+    except DatabaseError:
+        return None
+    return None if pending is None else LeadReadAhead(account_id, pk, pending)
 
 
 def note_list(*, account: Account, lead_id) -> QuerySet[Note]:

@@ -7,13 +7,15 @@ import uuid
 
 import psycopg
 import pytest
-from django.db import DatabaseError, ProgrammingError, connection, connections, transaction
+from django.db import DatabaseError, ProgrammingError, close_old_connections, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from core.backends.postgresql.base import numbered_placeholders, statement_name
 from core.db import hot_row
 from leads.models import Lead
 from leads.selectors import LEAD
+
+from .test_fault_injection import terminate_our_backend
 
 pytestmark = pytest.mark.postgres
 
@@ -161,11 +163,7 @@ def test_a_connection_killed_under_it_raises_django_s_operational_error_and_is_r
     params = [account.pk, lead.pk]
     assert hot_row(connection, LEAD_BY_ID, params) is not None
     pid = connection.connection.info.backend_pid
-    conn_params = connection.get_connection_params()
-    conn_params.pop("cursor_factory", None)
-    conn_params.pop("context", None)
-    with psycopg.connect(**conn_params, autocommit=True) as admin:
-        assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()[0]
+    terminate_our_backend()
     with pytest.raises(OperationalError):
         hot_row(connection, LEAD_BY_ID, params)
     assert connection.errors_occurred
@@ -189,11 +187,178 @@ def test_an_execute_wrapper_sees_the_query(lead, account):
 
 def test_the_api_reads_a_lead_through_it(api, lead, monkeypatch):
     calls = []
-    real = type(connections["default"]).hot_row
-    monkeypatch.setattr(
-        type(connections["default"]), "hot_row", lambda self, sql, params: calls.append(sql) or real(self, sql, params)
-    )
+    cls = type(connections["default"])
+    for name in ("hot_row", "send_hot_row"):
+        real = getattr(cls, name)
+        monkeypatch.setattr(
+            cls, name, lambda self, sql, params, _real=real: calls.append(sql) or _real(self, sql, params)
+        )
     response = api.get(f"/api/v1/leads/{lead.pk}")
     assert response.status_code == 200
     assert response.json()["custom_fields"] == {"plan": "pro", "seats": 12, "trial": True}
     assert any('FROM "leads_lead" "l"' in sql for sql in calls)
+
+
+# --- GET /leads/{id}: the read sent ahead, during the API key's Redis round trip -----------------------
+
+
+@pytest.fixture
+def order(monkeypatch):
+    """What happened, in order: the lead's read sent, the Redis round trip, the read collected."""
+    from core.backends.postgresql.base import DatabaseWrapper, PendingRow
+    from core.ratelimit import RedisWindow
+
+    seen: list[str] = []
+    for cls, name, label in [
+        (DatabaseWrapper, "send_hot_row", "sent"),
+        (RedisWindow, "_send", "redis"),
+        (PendingRow, "row", "collected"),
+        (DatabaseWrapper, "_settle_pending", None),
+    ]:
+        real = getattr(cls, name)
+
+        def spy(self, *args, _real=real, _label=label, **kwargs):
+            if _label is None:  # settled (dropped) only if something was pending
+                if self._pending is not None:
+                    seen.append("dropped")
+            else:
+                seen.append(_label)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, spy)
+    return seen
+
+
+def warm_client(api, lead):
+    """The key looked up once (and cached): the next requests take the read-ahead path."""
+    assert api.get(f"/api/v1/leads/{lead.pk}").status_code == 200
+
+
+@pytest.mark.redis
+def test_the_lead_is_read_during_the_key_s_redis_round_trip_in_one_query(api, lead, order):
+    expected = api.get(f"/api/v1/leads/{lead.pk}").json()  # looked up from the database, now cached
+    order.clear()
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(f"/api/v1/leads/{lead.pk}")
+    assert response.status_code == 200
+    assert response.json() == expected and response["ETag"]
+    assert order == ["sent", "redis", "collected"]
+    assert len(queries) == 1 and '"l"."id" = ' in queries[0]["sql"]
+    assert connections["default"]._pending is None
+
+
+@pytest.mark.redis
+def test_a_conditional_read_ahead_still_answers_304(api, lead, order):
+    etag = api.get(f"/api/v1/leads/{lead.pk}")["ETag"]
+    order.clear()
+    response = api.get(f"/api/v1/leads/{lead.pk}", HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 304 and order == ["sent", "redis", "collected"]
+
+
+@pytest.mark.redis
+def test_a_refused_request_drops_the_read_and_leaves_the_connection_clean(account, api, lead, order):
+    account.rate_limit_override = 3
+    account.save()
+    warm_client(api, lead)  # spends 2 of 3 (creating the lead spent 1)
+    assert api.get(f"/api/v1/leads/{lead.pk}").status_code == 200  # 3 of 3
+    order.clear()
+    with CaptureQueriesContext(connection) as queries:
+        refused = api.get(f"/api/v1/leads/{lead.pk}")
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+    assert lead.email not in refused.content.decode()
+    assert order == ["sent", "redis", "dropped"]
+    assert len(queries) == 1  # the read ran, and was thrown away unread
+    assert connections["default"]._pending is None
+    assert Lead.objects.filter(pk=lead.pk).exists()  # the connection takes the next command
+
+
+@pytest.mark.redis
+def test_an_epoch_changed_in_redis_since_caching_drops_the_read_and_refuses_a_revoked_key(api, lead, order):
+    """The cached entry names the account, the read goes out, then Redis says the key changed: the key is
+    looked up again (which first reads and drops the pending row) and refused."""
+    from accounts import credentials
+    from accounts.models import ApiKey
+    from core import ratelimit
+
+    warm_client(api, lead)
+    key = ApiKey.objects.get()
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at="2020-01-01T00:00:00Z")  # no signal: cache still trusts it
+    ratelimit.get_limiter().ride([credentials.EpochChange([key.prefix])], force=True)  # what another process publishes
+    order.clear()
+    response = api.get(f"/api/v1/leads/{lead.pk}")
+    assert response.status_code == 401
+    assert lead.email not in response.content.decode()
+    # Sent, then Redis (epoch changed), then the key looked up again, which first drops the pending read.
+    assert order[:2] == ["sent", "redis"] and "dropped" in order
+    assert connections["default"]._pending is None
+
+
+@pytest.mark.redis
+def test_another_account_s_lead_is_not_found_through_the_read_ahead(other_api, lead, order):
+    warm = other_api.get("/api/v1/leads?limit=1")
+    assert warm.status_code == 200
+    order.clear()
+    response = other_api.get(f"/api/v1/leads/{lead.pk}")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert order == ["sent", "redis", "collected"]
+
+
+@pytest.mark.redis
+def test_a_malformed_id_sends_nothing_ahead(api, lead, order):
+    warm_client(api, lead)
+    order.clear()
+    assert api.get("/api/v1/leads/not-a-uuid").status_code == 404
+    assert "sent" not in order
+
+
+def test_a_read_sent_for_one_account_is_never_used_for_another(lead, account, other_account):
+    from core.errors import NotFound
+    from leads import selectors
+
+    ahead = selectors.lead_read_ahead(account_id=account.pk, lead_id=lead.pk)
+    with CaptureQueriesContext(connection) as queries, pytest.raises(NotFound):
+        selectors.lead_get(account=other_account, lead_id=lead.pk, read_ahead=ahead)
+    assert len(queries) == 2  # the read ahead, dropped; then the other account's own read
+    ahead = selectors.lead_read_ahead(account_id=account.pk, lead_id=lead.pk)
+    assert selectors.lead_get(account=account, lead_id=lead.pk, read_ahead=ahead).pk == lead.pk
+
+
+def test_a_pending_read_is_settled_by_any_other_use_of_the_connection_and_then_runs_again(lead, account):
+    wrapper = connections["default"]
+    pending = wrapper.send_hot_row(LEAD_BY_ID, [account.pk, lead.pk])
+    assert wrapper._pending is pending
+    assert Lead.objects.filter(pk=lead.pk).count() == 1  # a cursor: the pending row is read and dropped first
+    assert wrapper._pending is None
+    with CaptureQueriesContext(connection) as queries:
+        assert pending.row()[0] == lead.pk  # ran again
+    assert len(queries) == 1
+    for use in (lambda: transaction.atomic().__enter__() and None, wrapper.is_usable):
+        pending = wrapper.send_hot_row(LEAD_BY_ID, [account.pk, lead.pk])
+        use()
+        assert wrapper._pending is None
+    transaction.set_rollback(True)
+    transaction.atomic().__exit__(None, None, None)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_killed_as_the_read_goes_out_answers_503_and_the_next_request_succeeds(api, lead, monkeypatch):
+    from leads import selectors
+
+    warm_client(api, lead)
+    real = selectors.lead_read_ahead
+    fired = []
+
+    def dying(**kwargs):
+        if not fired:
+            fired.append(1)
+            terminate_our_backend()
+        return real(**kwargs)
+
+    monkeypatch.setattr(selectors, "lead_read_ahead", dying)
+    failed = api.get(f"/api/v1/leads/{lead.pk}")
+    assert fired == [1]
+    assert failed.status_code == 503 and failed.json()["code"] == "service_unavailable"
+    assert lead.email not in failed.content.decode()
+    close_old_connections()  # what the end of a request does in a server (the test client leaves it out)
+    assert api.get(f"/api/v1/leads/{lead.pk}").status_code == 200

@@ -21,6 +21,13 @@ Same row, same errors (Django's database exceptions; a dead connection is closed
 request), still in `connection.queries` when queries are logged. With an execute wrapper installed
 (`connection.execute_wrapper`) the query goes through a Django cursor instead, so the wrapper sees it.
 
+`send_hot_row()` splits the same call in two: the statement goes out now and its row is read later
+(`PendingRow.row()`), so PostgreSQL runs it while the caller waits for something else; `GET /leads/{id}`
+reads the lead during the API key's Redis round trip (leads/selectors.py `lead_read_ahead`). Until
+the row is read the connection takes no other command: any other use (a cursor, commit, rollback,
+autocommit, the health check, another hot row) first reads the pending row and drops it, and a row
+read after that runs its statement again.
+
 Only these statements are prepared: psycopg's own preparing stays off (Django's `prepare_threshold`
 None). psycopg runs `DEALLOCATE ALL` whenever a connection on which it prepared anything sees a
 ROLLBACK, DROP or ALTER, which would take ours with it. Should anything else deallocate them (a
@@ -47,6 +54,7 @@ from collections.abc import Sequence
 from functools import cache
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.backends.postgresql import base
 from psycopg import adapt, adapters, errors, pq
 from psycopg.pq import Format
@@ -98,14 +106,37 @@ def _wait(pgconn: pq.abc.PGconn, *, write: bool = False) -> None:
         select.select([] if write else [pgconn.socket], [pgconn.socket] if write else [], [])
 
 
+class PendingRow:
+    """A hot statement sent on a connection and not read yet (DatabaseWrapper.send_hot_row)."""
+
+    __slots__ = ("db", "name", "params", "sql", "start", "values")
+
+    def __init__(self, db: DatabaseWrapper, sql: str, params: Sequence, values: list):
+        self.db = db
+        self.sql = sql
+        self.params = params
+        self.values = values
+        self.name = statement_name(sql)
+        self.start = 0.0
+
+    def row(self) -> tuple | None:
+        """Wait for the row (None: no row). If the connection was used for something else meanwhile (which
+        read and dropped this row), the statement runs again."""
+        if self.db._pending is not self:
+            return self.db.hot_row(self.sql, self.params)
+        return self.db._collect(self)
+
+    def discard(self) -> None:
+        """Not wanted after all: read to the end and dropped now (nothing if already read)."""
+        if self.db._pending is self:
+            self.db._settle_pending()
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     _used_at: float | None = None
     _hot_statements: set[str] | None = None  # names of the hot statements prepared on this connection
     _hot_transformer: adapt.Transformer | None = None
-
-    def create_cursor(self, name=None):
-        self._used_at = time.monotonic()
-        return super().create_cursor(name)
+    _pending: PendingRow | None = None  # a hot statement sent and not yet read
 
     def close_if_health_check_failed(self) -> None:
         if (
@@ -129,23 +160,41 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def hot_row(self, sql: str, params: Sequence) -> tuple | None:
         """The first row of `sql` (Django placeholders, `%s`) with `params`, or None: through libpq directly,
         as a statement prepared on this connection the first time (see the module's docstring)."""
-        if not settings.LEADBASE_DB_PREPARED_STATEMENTS or self.execute_wrappers:
+        pending = self.send_hot_row(sql, params)
+        if pending is None:  # prepared statements off, or an execute wrapper to honour
             with self.cursor() as cursor:
                 cursor.execute(sql, params)
                 return cursor.fetchone()
+        return pending.row()
+
+    def send_hot_row(self, sql: str, params: Sequence) -> PendingRow | None:
+        """Send `hot_row`'s statement now and read its row later (`PendingRow.row()`), so the caller can
+        wait for something else meanwhile (the API key's Redis round trip: leads/api/views.py). Until it
+        is read the connection takes no other command: whatever uses it next reads the row first and
+        drops it. None when the statement cannot go this way (then call `hot_row`)."""
+        if not settings.LEADBASE_DB_PREPARED_STATEMENTS or self.execute_wrappers:
+            return None
+        self._settle_pending()
         self.validate_no_broken_transaction()
         self.close_if_health_check_failed()
         self.ensure_connection()
-        self._used_at = time.monotonic()
-        start = time.monotonic()
+        self._used_at = start = time.monotonic()
         with self.wrap_database_errors:
-            name = statement_name(sql)
             tx = self._hot_transformer
             if tx is None:
                 # A cursor's adapters: the connection's, plus the time zone loader Django gives each cursor.
                 tx = self._hot_transformer = adapt.Transformer(self.create_cursor())
-            values = tx.dump_sequence(params, [adapt.PyFormat.TEXT] * len(params))
-            result = self._run_prepared(name, sql, values)
+            pending = PendingRow(self, sql, params, tx.dump_sequence(params, [adapt.PyFormat.TEXT] * len(params)))
+            self._send_prepared(pending)
+        pending.start = start
+        self._pending = pending
+        return pending
+
+    def _collect(self, pending: PendingRow) -> tuple | None:
+        """`pending`'s row (see PendingRow.row)."""
+        self._pending = None
+        with self.wrap_database_errors:
+            result = self._result()
             if result.status == pq.ExecStatus.FATAL_ERROR and result.error_field(pq.DiagnosticField.SQLSTATE) == (
                 b"26000"  # invalid_sql_statement_name: someone ran DEALLOCATE ALL or DISCARD ALL
             ):
@@ -154,36 +203,63 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 # error is the caller's (a rollback deallocates nothing: the next call prepares anew).
                 self._hot_statements.clear()
                 if self.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE:
-                    result = self._run_prepared(name, sql, values)
+                    self._send_prepared(pending)
+                    result = self._result()
             if result.status != pq.ExecStatus.TUPLES_OK:
                 raise errors.error_from_result(result, encoding=self.connection.info.encoding)
+            tx = self._hot_transformer
             tx.set_pgresult(result)
             row = tx.load_row(0, tuple) if result.ntuples else None
         if self.queries_logged:
-            duration = time.monotonic() - start
-            self.queries_log.append({"sql": self.ops.compose_sql(sql, params), "time": f"{duration:.3f}"})
-            logger.debug(
-                "(%.3f) %s; args=%s; alias=%s",
-                duration,
-                sql,
-                params,
-                self.alias,
-                extra={"duration": duration, "sql": sql, "params": params, "alias": self.alias},
-            )
+            self._log(pending)
         return row
 
-    def _run_prepared(self, name: str, sql: str, values: list) -> pq.abc.PGresult:
-        """Prepare `sql` as `name` on this connection if it is not yet, send `values`, return the result."""
+    def _settle_pending(self) -> None:
+        """Read and drop the row of a statement sent and never read, before the connection is used again.
+        An error is left to that next use, which meets it too (a dead connection) or not (a failed query)."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        try:
+            with self.wrap_database_errors:
+                self._result()
+        except DatabaseError:
+            pass
+        finally:
+            if self.queries_logged:
+                self._log(pending)
+
+    def _log(self, pending: PendingRow) -> None:
+        """As Django's CursorDebugWrapper logs a query (connection.queries, the django.db.backends logger)."""
+        duration = time.monotonic() - pending.start
+        sql, params = pending.sql, pending.params
+        self.queries_log.append({"sql": self.ops.compose_sql(sql, params), "time": f"{duration:.3f}"})
+        logger.debug(
+            "(%.3f) %s; args=%s; alias=%s",
+            duration,
+            sql,
+            params,
+            self.alias,
+            extra={"duration": duration, "sql": sql, "params": params, "alias": self.alias},
+        )
+
+    def _send_prepared(self, pending: PendingRow) -> None:
+        """Prepare the statement on this connection if it is not yet, and send the parameters."""
         statements = self._hot_statements
         if statements is None:
             statements = self._hot_statements = set()
-        if name not in statements:
-            self.connection.execute(f"PREPARE {name} AS {numbered_placeholders(sql)}")
-            statements.add(name)
+        if pending.name not in statements:
+            self.connection.execute(f"PREPARE {pending.name} AS {numbered_placeholders(pending.sql)}")
+            statements.add(pending.name)
         pgconn = self.connection.pgconn
-        pgconn.send_query_prepared(name.encode(), values)
+        pgconn.send_query_prepared(pending.name.encode(), pending.values)
         while pgconn.flush():
             _wait(pgconn, write=True)
+
+    def _result(self) -> pq.abc.PGresult:
+        """Wait for the statement sent last and return its result."""
+        pgconn = self.connection.pgconn
         while True:
             pgconn.consume_input()
             if not pgconn.is_busy():
@@ -194,13 +270,38 @@ class DatabaseWrapper(base.DatabaseWrapper):
             pass
         return result
 
+    # Every other use of the connection reads a pending row first.
+
+    def create_cursor(self, name=None):
+        self._settle_pending()
+        self._used_at = time.monotonic()
+        return super().create_cursor(name)
+
+    def _commit(self):
+        self._settle_pending()
+        return super()._commit()
+
+    def _rollback(self):
+        self._settle_pending()
+        return super()._rollback()
+
+    def _set_autocommit(self, autocommit):
+        self._settle_pending()
+        return super()._set_autocommit(autocommit)
+
+    def is_usable(self):
+        self._settle_pending()
+        return super().is_usable()
+
     def connect(self) -> None:
         super().connect()
         self._used_at = None
         self._hot_statements = None
         self._hot_transformer = None
+        self._pending = None
 
     def _close(self) -> None:
+        self._pending = None
         self._hot_statements = None
         self._hot_transformer = None
         super()._close()
