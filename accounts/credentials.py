@@ -347,7 +347,13 @@ def admit(
         actor = entry.actor(ip)
         if actor is not None:
             check = EpochCheck(prefix, entry, ip)
-            if read_ahead is not None and usage.batched():  # else the use is written first, on the same connection
+            # Not when the use is written first, on the same connection (usage not batched), nor when the
+            # budget was spent a moment ago (a refusal would throw the read away: rate limits protect the database too).
+            if (
+                read_ahead is not None
+                and usage.batched()
+                and not (spend and ratelimit.account_refused_lately(actor.account))
+            ):
                 read_ahead(actor.account.pk)
             decision = _budget(actor, [check], spend)
             if check.current:

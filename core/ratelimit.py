@@ -317,6 +317,7 @@ class RateLimiter:
         self.breaker = RedisBreaker(
             logger=logger, what="rate limiter", fallback="enforcing per-process fallback limits"
         )
+        self._refused_until: dict[str, float] = {}
 
     def _decide(self, operation: str, identity: str, limit: int, policy: str, riders: Sequence[Rider] = ()) -> Decision:
         key = f"{self.prefix}:{identity}"
@@ -338,7 +339,21 @@ class RateLimiter:
     def hit(self, identity: str, limit: int, policy: str, riders: Sequence[Rider] = ()) -> Decision:
         """Spend one request of `identity`'s budget, or refuse it when the window is full; `riders`
         travel in the same Redis round trip."""
-        return self._decide("hit", identity, limit, policy, riders)
+        decision = self._decide("hit", identity, limit, policy, riders)
+        refused = self._refused_until
+        if not decision.allowed:
+            if len(refused) >= 10_000:  # forget everyone rather than grow without bound
+                refused.clear()
+            refused[identity] = time.monotonic() + decision.retry_after
+        elif refused:
+            refused.pop(identity, None)
+        return decision
+
+    def refused_lately(self, identity: str) -> bool:
+        """This process's last hit for `identity` was refused and its Retry-After has not passed: its next
+        request will most likely be refused too (so no work is started ahead of the decision)."""
+        until = self._refused_until.get(identity)
+        return until is not None and time.monotonic() < until
 
     def ride(self, riders: Sequence[Rider], *, force: bool = False) -> None:
         """Run riders without a hit (the limiter is turned off): one round trip, or `unavailable`.
@@ -385,6 +400,10 @@ def reset_limiter() -> None:
 def hit_account(account, riders: Sequence[Rider] = ()) -> Decision:
     """Spend one request of the account's budget (every API and MCP request does)."""
     return get_limiter().hit(f"account:{account.pk}", account.request_budget, "account", riders)
+
+
+def account_refused_lately(account) -> bool:
+    return get_limiter().refused_lately(f"account:{account.pk}")
 
 
 def peek_account(account) -> Decision:

@@ -235,6 +235,7 @@ def warm_client(api, lead):
 
 
 @pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
 def test_the_lead_is_read_during_the_key_s_redis_round_trip_in_one_query(api, lead, order):
     expected = api.get(f"/api/v1/leads/{lead.pk}").json()  # looked up from the database, now cached
     order.clear()
@@ -248,6 +249,7 @@ def test_the_lead_is_read_during_the_key_s_redis_round_trip_in_one_query(api, le
 
 
 @pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
 def test_a_conditional_read_ahead_still_answers_304(api, lead, order):
     etag = api.get(f"/api/v1/leads/{lead.pk}")["ETag"]
     order.clear()
@@ -256,6 +258,7 @@ def test_a_conditional_read_ahead_still_answers_304(api, lead, order):
 
 
 @pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
 def test_a_refused_request_drops_the_read_and_leaves_the_connection_clean(account, api, lead, order):
     account.rate_limit_override = 3
     account.save()
@@ -273,6 +276,53 @@ def test_a_refused_request_drops_the_read_and_leaves_the_connection_clean(accoun
 
 
 @pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_once_refused_an_account_s_reads_are_not_sent_ahead_until_its_retry_after(account, api, lead, order):
+    account.rate_limit_override = 2
+    account.save()
+    warm_client(api, lead)  # 2 of 2 (creating the lead spent 1)
+    assert api.get(f"/api/v1/leads/{lead.pk}").status_code == 429  # sent ahead, dropped
+    order.clear()
+    with CaptureQueriesContext(connection) as queries:
+        again = api.get(f"/api/v1/leads/{lead.pk}")
+    assert again.status_code == 429
+    assert order == ["redis"] and len(queries) == 0  # the database is spared while the budget is spent
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_credential_without_the_scope_gets_403_and_the_read_is_dropped(account, make_client, lead, order):
+    writer = make_client(account, scopes=["leads:write"])
+    assert writer.get(f"/api/v1/leads/{lead.pk}").status_code == 403  # looked up, now cached
+    order.clear()
+    refused = writer.get(f"/api/v1/leads/{lead.pk}")
+    assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
+    assert lead.email not in refused.content.decode()
+    assert order == ["sent", "redis", "dropped"]
+    assert connections["default"]._pending is None
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_nothing_is_sent_ahead_for_a_wrong_secret_a_head_request_or_usage_written_per_request(
+    api, lead, order, settings
+):
+    from accounts.services import API_KEY_LOOKUP_LENGTH
+
+    warm_client(api, lead)
+    raw = api._credentials["HTTP_X_API_KEY"]
+    order.clear()
+    from rest_framework.test import APIClient
+
+    forged = APIClient().get(f"/api/v1/leads/{lead.pk}", HTTP_X_API_KEY=raw[:API_KEY_LOOKUP_LENGTH] + "x" * 40)
+    assert forged.status_code == 401 and "sent" not in order  # the cached prefix, a wrong secret
+    assert api.head(f"/api/v1/leads/{lead.pk}").status_code == 200 and "sent" not in order
+    settings.LEADBASE_API_KEY_USAGE_FLUSH_SECONDS = 0  # the use is written to the key's row first
+    assert api.get(f"/api/v1/leads/{lead.pk}").status_code == 200 and "sent" not in order
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
 def test_an_epoch_changed_in_redis_since_caching_drops_the_read_and_refuses_a_revoked_key(api, lead, order):
     """The cached entry names the account, the read goes out, then Redis says the key changed: the key is
     looked up again (which first reads and drops the pending row) and refused."""
@@ -294,6 +344,7 @@ def test_an_epoch_changed_in_redis_since_caching_drops_the_read_and_refuses_a_re
 
 
 @pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
 def test_another_account_s_lead_is_not_found_through_the_read_ahead(other_api, lead, order):
     warm = other_api.get("/api/v1/leads?limit=1")
     assert warm.status_code == 200
@@ -311,6 +362,7 @@ def test_a_malformed_id_sends_nothing_ahead(api, lead, order):
     assert "sent" not in order
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_read_sent_for_one_account_is_never_used_for_another(lead, account, other_account):
     from core.errors import NotFound
     from leads import selectors
@@ -323,21 +375,74 @@ def test_a_read_sent_for_one_account_is_never_used_for_another(lead, account, ot
     assert selectors.lead_get(account=account, lead_id=lead.pk, read_ahead=ahead).pk == lead.pk
 
 
-def test_a_pending_read_is_settled_by_any_other_use_of_the_connection_and_then_runs_again(lead, account):
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "use",
+    ["cursor", "commit", "rollback", "autocommit", "health check", "another hot row", "another read ahead"],
+)
+def test_a_pending_read_is_settled_by_any_other_use_of_the_connection_and_then_runs_again(lead, account, use):
     wrapper = connections["default"]
+    uses = {
+        "cursor": lambda: Lead.objects.filter(pk=lead.pk).count(),
+        "commit": wrapper.commit,
+        "rollback": wrapper.rollback,
+        "autocommit": lambda: (wrapper.set_autocommit(False), wrapper.set_autocommit(True)),
+        "health check": lambda: wrapper.is_usable() or pytest.fail("not usable"),
+        "another hot row": lambda: hot_row(connection, "SELECT %s::int", [1]),
+        "another read ahead": lambda: wrapper.send_hot_row("SELECT %s::int", [2]).row(),
+    }
     pending = wrapper.send_hot_row(LEAD_BY_ID, [account.pk, lead.pk])
     assert wrapper._pending is pending
-    assert Lead.objects.filter(pk=lead.pk).count() == 1  # a cursor: the pending row is read and dropped first
-    assert wrapper._pending is None
     with CaptureQueriesContext(connection) as queries:
-        assert pending.row()[0] == lead.pk  # ran again
-    assert len(queries) == 1
-    for use in (lambda: transaction.atomic().__enter__() and None, wrapper.is_usable):
-        pending = wrapper.send_hot_row(LEAD_BY_ID, [account.pk, lead.pk])
-        use()
+        uses[use]()  # would fail with "another command is already in progress" had the row not been read
         assert wrapper._pending is None
-    transaction.set_rollback(True)
-    transaction.atomic().__exit__(None, None, None)
+        assert pending.row()[0] == lead.pk  # ran again
+    assert [q["sql"] for q in queries].count(queries[-1]["sql"]) == 2  # dropped once, run again once
+    assert Lead.objects.filter(pk=lead.pk).exists()
+
+
+def test_inside_a_transaction_block_nothing_is_sent_ahead_and_a_hot_row_joins_the_transaction(lead, account):
+    wrapper = connections["default"]
+    with transaction.atomic():
+        assert wrapper.send_hot_row(LEAD_BY_ID, [account.pk, lead.pk]) is None
+        # The first statement of the block: through a cursor, so that psycopg sends the block's BEGIN.
+        started = hot_row(connection, "SELECT now(), txid_current_if_assigned() IS NULL", [])
+        assert hot_row(connection, "SELECT now()", [])[0] == started[0]  # the same transaction: now() stands still
+    assert wrapper.send_hot_row(LEAD_BY_ID, [account.pk, lead.pk]) is None  # the test's own transaction
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_hot_row_of_an_atomic_block_runs_inside_it(lead, account):
+    with transaction.atomic():
+        first = hot_row(connection, "SELECT now()", [])[0]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT now()")
+            assert cursor.fetchone()[0] == first
+        assert hot_row(connection, "SELECT now()", [])[0] == first
+    outside = hot_row(connection, "SELECT now()", [])[0]
+    assert outside >= first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_still_prepared_after_a_partial_deallocate_is_taken_as_prepared(lead, account):
+    params = [account.pk, lead.pk]
+    assert hot_row(connection, LEAD_BY_ID, params) is not None
+    assert hot_row(connection, "SELECT %s::int", [3]) == (3,)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DEALLOCATE {statement_name('SELECT %s::int')}")
+    assert hot_row(connection, "SELECT %s::int", [4]) == (4,)  # 26000: forgets every name, prepares again
+    assert hot_row(connection, LEAD_BY_ID, params)[0] == lead.pk  # still there: 42P05, taken as prepared
+    assert hot_row(connection, LEAD_BY_ID, params)[0] == lead.pk
+
+
+def test_a_log_line_that_cannot_be_composed_does_not_lose_the_row(lead, account, monkeypatch):
+    def broken(self, query, params=None):
+        raise RuntimeError("cannot compose")
+
+    monkeypatch.setattr(psycopg.ClientCursor, "mogrify", broken)
+    with CaptureQueriesContext(connection) as queries:
+        assert hot_row(connection, LEAD_BY_ID, [account.pk, lead.pk])[0] == lead.pk
+    assert queries[0]["sql"] == LEAD_BY_ID  # the statement as written, without its parameters
 
 
 @pytest.mark.redis

@@ -11,7 +11,8 @@ connection is closed at the end of that request (Django's `errors_occurred`), an
 gets a fresh one. Set the delay to 0 to check every request, as Django does.
 
 `hot_row()` runs the hottest hand-written queries (one lead by id on every `GET /leads/{id}`, an API
-key not yet cached: core/db.py) as statements prepared on each connection the first time (`PREPARE`):
+key not yet cached: core/db.py) as statements prepared on each connection the first time (a protocol-level
+Parse, which PgBouncer 1.21+ tracks in transaction mode):
 PostgreSQL then skips parsing and planning them (one lead by id: 630 -> 390 µs a query on an earlier
 benchmark machine, the planner weighing the leads table's many indexes each time). Each call then goes
 through libpq directly: it sends the parameters, waits for the one result and loads the row with
@@ -19,21 +20,27 @@ psycopg's own loaders (`psycopg.adapt.Transformer` over the connection's adapter
 cursor machinery and Django's cursor wrapper: measured under load, ~60 µs of a worker's time a read.
 Same row, same errors (Django's database exceptions; a dead connection is closed at the end of the
 request), still in `connection.queries` when queries are logged. With an execute wrapper installed
-(`connection.execute_wrapper`) the query goes through a Django cursor instead, so the wrapper sees it.
+(`connection.execute_wrapper`) the query goes through a Django cursor instead, so the wrapper sees it;
+so does the first statement of a transaction block, so that psycopg sends the block's BEGIN before it.
+A wait interrupted (a signal, a time limit) closes the connection: a result still on its way would
+otherwise answer the next command.
 
 `send_hot_row()` splits the same call in two: the statement goes out now and its row is read later
 (`PendingRow.row()`), so PostgreSQL runs it while the caller waits for something else; `GET /leads/{id}`
-reads the lead during the API key's Redis round trip (leads/selectors.py `lead_read_ahead`). Until
-the row is read the connection takes no other command: any other use (a cursor, commit, rollback,
-autocommit, the health check, another hot row) first reads the pending row and drops it, and a row
-read after that runs its statement again.
+reads the lead during the API key's Redis round trip (leads/selectors.py `lead_read_ahead`). Only
+outside transaction blocks: a statement dropped unread there could have failed and aborted the block
+unseen. Until the row is read the connection takes no other command: any other use (a cursor, commit,
+rollback, autocommit, the health check, another hot row) first reads the pending row and drops it,
+and a row read after that runs its statement again.
 
 Only these statements are prepared: psycopg's own preparing stays off (Django's `prepare_threshold`
 None). psycopg runs `DEALLOCATE ALL` whenever a connection on which it prepared anything sees a
 ROLLBACK, DROP or ALTER, which would take ours with it. Should anything else deallocate them (a
-`DEALLOCATE ALL` or `DISCARD ALL` sent by hand), each is prepared again on its next use; at once if
-that use is outside a transaction block, else after the failed transaction. Behind a pooler that cannot
-keep prepared statements (PgBouncer in transaction mode before 1.21), set
+`DEALLOCATE` or `DISCARD ALL` sent by hand), each is prepared again on its next use (one still there
+answers "already exists", taken as prepared); at once if that use is outside a transaction block,
+else after the failed transaction. A migration that changes the type of a column these statements
+select makes them fail until the connection is replaced (`CONN_MAX_AGE`, or a restart, as deploys do).
+Behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21), set
 `LEADBASE_DB_PREPARED_STATEMENTS=false`: the queries then run unprepared through a Django cursor.
 
 Timestamps: Django loads every `timestamptz` with a subclass of psycopg's pure-Python loader (to label
@@ -45,6 +52,7 @@ tzinfo `datetime.timezone.utc`, ~4x cheaper a value (a page of 50 leads holds 15
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import logging
@@ -53,6 +61,7 @@ import time
 from collections.abc import Sequence
 from functools import cache
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.backends.postgresql import base
@@ -160,8 +169,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def hot_row(self, sql: str, params: Sequence) -> tuple | None:
         """The first row of `sql` (Django placeholders, `%s`) with `params`, or None: through libpq directly,
         as a statement prepared on this connection the first time (see the module's docstring)."""
-        pending = self.send_hot_row(sql, params)
-        if pending is None:  # prepared statements off, or an execute wrapper to honour
+        pending = self._send_hot_row(sql, params, in_transaction=True)
+        if pending is None:
             with self.cursor() as cursor:
                 cursor.execute(sql, params)
                 return cursor.fetchone()
@@ -171,13 +180,25 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """Send `hot_row`'s statement now and read its row later (`PendingRow.row()`), so the caller can
         wait for something else meanwhile (the API key's Redis round trip: leads/api/views.py). Until it
         is read the connection takes no other command: whatever uses it next reads the row first and
-        drops it. None when the statement cannot go this way (then call `hot_row`)."""
+        drops it. Only outside a transaction block (a statement dropped unread there could have failed and
+        aborted the transaction unseen). None when the statement cannot go ahead: then call `hot_row`."""
+        return self._send_hot_row(sql, params, in_transaction=False)
+
+    def _send_hot_row(self, sql: str, params: Sequence, *, in_transaction: bool) -> PendingRow | None:
+        """None: prepared statements are off, an execute wrapper must see the query, or a transaction block
+        (atomic) has not sent its BEGIN yet (psycopg sends it with the next query through a cursor) or,
+        `in_transaction` False, is open at all."""
         if not settings.LEADBASE_DB_PREPARED_STATEMENTS or self.execute_wrappers:
             return None
         self._settle_pending()
+        self.validate_thread_sharing()
         self.validate_no_broken_transaction()
         self.close_if_health_check_failed()
         self.ensure_connection()
+        if not self.connection.autocommit and (
+            not in_transaction or self.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        ):
+            return None
         self._used_at = start = time.monotonic()
         with self.wrap_database_errors:
             tx = self._hot_transformer
@@ -185,38 +206,41 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 # A cursor's adapters: the connection's, plus the time zone loader Django gives each cursor.
                 tx = self._hot_transformer = adapt.Transformer(self.create_cursor())
             pending = PendingRow(self, sql, params, tx.dump_sequence(params, [adapt.PyFormat.TEXT] * len(params)))
+            pending.start = start
             self._send_prepared(pending)
-        pending.start = start
         self._pending = pending
         return pending
 
     def _collect(self, pending: PendingRow) -> tuple | None:
         """`pending`'s row (see PendingRow.row)."""
         self._pending = None
-        with self.wrap_database_errors:
-            result = self._result()
-            if result.status == pq.ExecStatus.FATAL_ERROR and result.error_field(pq.DiagnosticField.SQLSTATE) == (
-                b"26000"  # invalid_sql_statement_name: someone ran DEALLOCATE ALL or DISCARD ALL
-            ):
-                # Every statement went with it: each is prepared again on its next use. This one at once
-                # outside a transaction block; inside one, the failed statement has aborted it, so the
-                # error is the caller's (a rollback deallocates nothing: the next call prepares anew).
-                self._hot_statements.clear()
-                if self.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE:
-                    self._send_prepared(pending)
-                    result = self._result()
-            if result.status != pq.ExecStatus.TUPLES_OK:
-                raise errors.error_from_result(result, encoding=self.connection.info.encoding)
-            tx = self._hot_transformer
-            tx.set_pgresult(result)
-            row = tx.load_row(0, tuple) if result.ntuples else None
-        if self.queries_logged:
-            self._log(pending)
-        return row
+        try:
+            with self.wrap_database_errors:
+                result = self._result()
+                if result.status == pq.ExecStatus.FATAL_ERROR and result.error_field(pq.DiagnosticField.SQLSTATE) == (
+                    b"26000"  # invalid_sql_statement_name: deallocated by hand (DEALLOCATE, DISCARD ALL)
+                ):
+                    # Deallocated by hand, probably all of them: each is prepared again on its next use (one
+                    # that still exists answers 42P05, taken as prepared). This one at once outside a
+                    # transaction block; inside one the failed statement has aborted it, so the error is
+                    # the caller's and the next call prepares anew.
+                    self._hot_statements.clear()
+                    if self.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+                        self._send_prepared(pending)
+                        result = self._result()
+                if result.status != pq.ExecStatus.TUPLES_OK:
+                    raise errors.error_from_result(result, encoding=self.connection.info.encoding)
+                tx = self._hot_transformer
+                tx.set_pgresult(result)
+                return tx.load_row(0, tuple) if result.ntuples else None
+        finally:
+            if self.queries_logged:
+                self._log(pending)
 
     def _settle_pending(self) -> None:
         """Read and drop the row of a statement sent and never read, before the connection is used again.
-        An error is left to that next use, which meets it too (a dead connection) or not (a failed query)."""
+        An error is left to that next use, which meets it too (a dead connection) or not (a failed read:
+        only sent outside transaction blocks, so it aborted nothing)."""
         pending = self._pending
         if pending is None:
             return
@@ -234,7 +258,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """As Django's CursorDebugWrapper logs a query (connection.queries, the django.db.backends logger)."""
         duration = time.monotonic() - pending.start
         sql, params = pending.sql, pending.params
-        self.queries_log.append({"sql": self.ops.compose_sql(sql, params), "time": f"{duration:.3f}"})
+        with contextlib.suppress(Exception):  # a log line is never worth failing the query it describes
+            sql = psycopg.ClientCursor(self.connection).mogrify(sql, params)  # what compose_sql does, unsent
+        self.queries_log.append({"sql": sql, "time": f"{duration:.3f}"})
         logger.debug(
             "(%.3f) %s; args=%s; alias=%s",
             duration,
@@ -245,29 +271,47 @@ class DatabaseWrapper(base.DatabaseWrapper):
         )
 
     def _send_prepared(self, pending: PendingRow) -> None:
-        """Prepare the statement on this connection if it is not yet, and send the parameters."""
+        """Prepare the statement on this connection if it is not yet (at the protocol level, which PgBouncer
+        1.21+ tracks in transaction mode), and send the parameters."""
         statements = self._hot_statements
         if statements is None:
             statements = self._hot_statements = set()
-        if pending.name not in statements:
-            self.connection.execute(f"PREPARE {pending.name} AS {numbered_placeholders(pending.sql)}")
-            statements.add(pending.name)
         pgconn = self.connection.pgconn
+        if pending.name not in statements:
+            pgconn.send_prepare(pending.name.encode(), numbered_placeholders(pending.sql).encode())
+            self._flush()
+            result = self._result()
+            # 42P05 duplicate_prepared_statement: prepared on this session already (our names are the SQL's hash).
+            if result.status != pq.ExecStatus.COMMAND_OK and result.error_field(pq.DiagnosticField.SQLSTATE) != (
+                b"42P05"
+            ):
+                raise errors.error_from_result(result, encoding=self.connection.info.encoding)
+            statements.add(pending.name)
         pgconn.send_query_prepared(pending.name.encode(), pending.values)
+        self._flush()
+
+    def _flush(self) -> None:
+        pgconn = self.connection.pgconn
         while pgconn.flush():
             _wait(pgconn, write=True)
+            pgconn.consume_input()
 
     def _result(self) -> pq.abc.PGresult:
-        """Wait for the statement sent last and return its result."""
+        """Wait for the statement sent last and return its result. Interrupted (a signal, a time limit), the
+        connection is closed: a result still on its way would answer the next command."""
         pgconn = self.connection.pgconn
-        while True:
-            pgconn.consume_input()
-            if not pgconn.is_busy():
-                break
-            _wait(pgconn)
-        result = pgconn.get_result()
-        while pgconn.get_result() is not None:  # one statement, one result; read to the end all the same
-            pass
+        try:
+            while True:
+                pgconn.consume_input()
+                if not pgconn.is_busy():
+                    break
+                _wait(pgconn)
+            result = pgconn.get_result()
+            while pgconn.get_result() is not None:  # one statement, one result; read to the end all the same
+                pass
+        except BaseException:
+            self.connection.close()
+            raise
         return result
 
     # Every other use of the connection reads a pending row first.
