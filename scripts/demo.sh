@@ -9,8 +9,8 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e .
 .venv/bin/python manage.py migrate --noinput -v0
-.venv/bin/python manage.py seed_demo
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
+.venv/bin/python manage.py seed_demo --base-url "http://${HOST}:${PORT}"
 echo "Serving on http://${HOST}:${PORT}/  (Ctrl-C to stop)"
 exec .venv/bin/python manage.py runserver "${HOST}:${PORT}"

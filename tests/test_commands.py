@@ -197,6 +197,15 @@ def test_seed_demo_twice_does_not_fail_or_duplicate_leads():
 
 
 @pytest.mark.django_db
+def test_seed_demo_prints_links_to_where_the_server_will_listen():
+    output = run("seed_demo", "--leads", "3", "--base-url", "http://0.0.0.0:8765/")
+    assert "http://0.0.0.0:8765/login/" in output and "http://0.0.0.0:8765/admin/" in output
+    assert "http://0.0.0.0:8765/api/v1/leads?limit=5" in output
+    assert ":8000" not in output
+    assert "http://127.0.0.1:8000/login/" in run("seed_demo", "--leads", "3")  # the default
+
+
+@pytest.mark.django_db
 def test_seed_demo_quiet_key_prints_only_the_key():
     output = run("seed_demo", "--leads", "3", "--quiet-key")
     assert KEY_PATTERN.fullmatch(output.strip())

@@ -23,12 +23,23 @@ class Command(BaseCommand):
         parser.add_argument("--leads", type=int, default=200)
         parser.add_argument("--quiet-key", action="store_true", help="Print only the API key.")
         parser.add_argument(
+            "--base-url", default="http://127.0.0.1:8000", help="Where the server will listen (for the printed links)."
+        )
+        parser.add_argument(
             "--allow-production",
             action="store_true",
             help="Seed even in production (known password).",
         )
 
-    def handle(self, *args, leads: int, quiet_key: bool, allow_production: bool = False, **options):
+    def handle(
+        self,
+        *args,
+        leads: int,
+        quiet_key: bool,
+        allow_production: bool = False,
+        base_url: str = "http://127.0.0.1:8000",
+        **options,
+    ):
         if settings.PRODUCTION and not allow_production:
             raise CommandError("seed_demo creates a login with a known password; it refuses to run in production.")
         rng = random.Random(42)  # noqa: S311  # the same demo data every time
@@ -74,8 +85,9 @@ class Command(BaseCommand):
             self.stdout.write(raw_key)
             return
         self.stdout.write(self.style.SUCCESS(f"Demo account 'demo' ready with {leads} leads."))
-        self.stdout.write("Log in:                 http://127.0.0.1:8000/login/  demo@example.com / demo")
-        self.stdout.write("Django admin:           http://127.0.0.1:8000/admin/")
-        self.stdout.write("API docs:               http://127.0.0.1:8000/api/v1/docs/")
+        base = base_url.rstrip("/")
+        self.stdout.write(f"Log in:                 {base}/login/  demo@example.com / demo")
+        self.stdout.write(f"Django admin:           {base}/admin/")
+        self.stdout.write(f"API docs:               {base}/api/v1/docs/")
         self.stdout.write(f"API key (shown once):   {raw_key}")
-        self.stdout.write(f'Try:  curl -H "X-API-Key: {raw_key}" http://127.0.0.1:8000/api/v1/leads?limit=5')
+        self.stdout.write(f'Try:  curl -H "X-API-Key: {raw_key}" {base}/api/v1/leads?limit=5')
