@@ -102,21 +102,19 @@ def lead_get(*, account: Account, lead_id, for_update: bool = False, read_ahead:
     this read, sent earlier (`lead_read_ahead`); used only if it asked for the same account and lead."""
     try:
         pk = uuid.UUID(str(lead_id))
-    except ValueError as exc:
-        if read_ahead is not None:
-            read_ahead.pending.discard()
-        raise NotFound("No such lead.") from exc
-    if read_ahead is not None and not for_update and (read_ahead.account_id, read_ahead.pk) == (account.pk, pk):
-        row = read_ahead.pending.row()
-        conn = connections[DEFAULT_DB_ALIAS]
-        lead = None if row is None else LEAD.instance(LEAD.convert(row, conn), conn.alias)
+    except ValueError:
+        pk = None
+    if read_ahead is not None and (for_update or (read_ahead.account_id, read_ahead.pk) != (account.pk, pk)):
+        read_ahead.pending.discard()
+        read_ahead = None
+    if pk is None:
+        raise NotFound("No such lead.")
+    if read_ahead is not None:
+        lead = _lead_from_row(read_ahead.pending.row(), connections[DEFAULT_DB_ALIAS])
+    elif for_update:
+        lead = lead_queryset(account=account).select_for_update().filter(pk=pk).first()
     else:
-        if read_ahead is not None:
-            read_ahead.pending.discard()
-        if for_update:
-            lead = lead_queryset(account=account).select_for_update().filter(pk=pk).first()
-        else:
-            lead = _lead_by_id(account.pk, pk)
+        lead = _lead_by_id(account.pk, pk)
     if lead is None:
         raise NotFound("No such lead.")
     return lead
@@ -126,7 +124,7 @@ LEAD = ModelColumns(Lead, "l")
 _lead_by_id_sql: dict[str, str] = {}
 
 
-def _lead_by_id_statement(conn) -> str:
+def _lead_by_id_query(conn, account_id: int, pk: uuid.UUID) -> tuple[str, list]:
     sql = _lead_by_id_sql.get(conn.vendor)
     if sql is None:
         q = conn.ops.quote_name
@@ -134,15 +132,18 @@ def _lead_by_id_statement(conn) -> str:
             f"SELECT {LEAD.select(conn)} FROM {q(Lead._meta.db_table)} {q('l')} "  # noqa: S608
             f"WHERE {q('l')}.{q('account_id')} = %s AND {q('l')}.{q('id')} = %s"
         )
-    return sql
+    return sql, [account_id, Lead._meta.pk.get_db_prep_value(pk, conn)]
+
+
+def _lead_from_row(row, conn) -> Lead | None:
+    return None if row is None else LEAD.instance(LEAD.convert(row, conn), conn.alias)
 
 
 def _lead_by_id(account_id: int, pk: uuid.UUID) -> Lead | None:
     """`Lead.objects.filter(account_id=…, pk=…)` written by hand: the hottest read of the API (every
     `GET /leads/{id}`), where compiling the queryset cost twice what running it does (core/db.py)."""
     conn = connections[DEFAULT_DB_ALIAS]  # once: each attribute read through the proxy looks it up again
-    row = hot_row(conn, _lead_by_id_statement(conn), [account_id, Lead._meta.pk.get_db_prep_value(pk, conn)])
-    return None if row is None else LEAD.instance(LEAD.convert(row, conn), conn.alias)
+    return _lead_from_row(hot_row(conn, *_lead_by_id_query(conn, account_id, pk)), conn)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def lead_read_ahead(*, account_id: int, lead_id) -> LeadReadAhead | None:
     if send is None:
         return None
     try:
-        pending = send(_lead_by_id_statement(conn), [account_id, Lead._meta.pk.get_db_prep_value(pk, conn)])
+        pending = send(*_lead_by_id_query(conn, account_id, pk))
     except DatabaseError:
         return None
     return None if pending is None else LeadReadAhead(account_id, pk, pending)

@@ -120,13 +120,13 @@ class PendingRow:
 
     __slots__ = ("db", "name", "params", "sql", "start", "values")
 
-    def __init__(self, db: DatabaseWrapper, sql: str, params: Sequence, values: list):
+    def __init__(self, db: DatabaseWrapper, sql: str, params: Sequence, values: list, start: float):
         self.db = db
         self.sql = sql
         self.params = params
         self.values = values
         self.name = statement_name(sql)
-        self.start = 0.0
+        self.start = start
 
     def row(self) -> tuple | None:
         """Wait for the row (None: no row). If the connection was used for something else meanwhile (which
@@ -143,7 +143,7 @@ class PendingRow:
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _used_at: float | None = None
-    _hot_statements: set[str] | None = None  # names of the hot statements prepared on this connection
+    _hot_statements: set[str] = frozenset()  # names prepared on this connection (a set of its own from connect())
     _hot_transformer: adapt.Transformer | None = None
     _pending: PendingRow | None = None  # a hot statement sent and not yet read
 
@@ -205,8 +205,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if tx is None:
                 # A cursor's adapters: the connection's, plus the time zone loader Django gives each cursor.
                 tx = self._hot_transformer = adapt.Transformer(self.create_cursor())
-            pending = PendingRow(self, sql, params, tx.dump_sequence(params, [adapt.PyFormat.TEXT] * len(params)))
-            pending.start = start
+            values = tx.dump_sequence(params, [adapt.PyFormat.TEXT] * len(params))
+            pending = PendingRow(self, sql, params, values, start)
             self._send_prepared(pending)
         self._pending = pending
         return pending
@@ -229,7 +229,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
                         self._send_prepared(pending)
                         result = self._result()
                 if result.status != pq.ExecStatus.TUPLES_OK:
-                    raise errors.error_from_result(result, encoding=self.connection.info.encoding)
+                    self._raise(result)
                 tx = self._hot_transformer
                 tx.set_pgresult(result)
                 return tx.load_row(0, tuple) if result.ntuples else None
@@ -273,11 +273,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _send_prepared(self, pending: PendingRow) -> None:
         """Prepare the statement on this connection if it is not yet (at the protocol level, which PgBouncer
         1.21+ tracks in transaction mode), and send the parameters."""
-        statements = self._hot_statements
-        if statements is None:
-            statements = self._hot_statements = set()
         pgconn = self.connection.pgconn
-        if pending.name not in statements:
+        if pending.name not in self._hot_statements:
             pgconn.send_prepare(pending.name.encode(), numbered_placeholders(pending.sql).encode())
             self._flush()
             result = self._result()
@@ -285,10 +282,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if result.status != pq.ExecStatus.COMMAND_OK and result.error_field(pq.DiagnosticField.SQLSTATE) != (
                 b"42P05"
             ):
-                raise errors.error_from_result(result, encoding=self.connection.info.encoding)
-            statements.add(pending.name)
+                self._raise(result)
+            self._hot_statements.add(pending.name)
         pgconn.send_query_prepared(pending.name.encode(), pending.values)
         self._flush()
+
+    def _raise(self, result: pq.abc.PGresult) -> None:
+        raise errors.error_from_result(result, encoding=self.connection.info.encoding)
 
     def _flush(self) -> None:
         pgconn = self.connection.pgconn
@@ -340,12 +340,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def connect(self) -> None:
         super().connect()
         self._used_at = None
-        self._hot_statements = None
+        self._hot_statements = set()
         self._hot_transformer = None
         self._pending = None
 
     def _close(self) -> None:
         self._pending = None
-        self._hot_statements = None
+        self._hot_statements = set()
         self._hot_transformer = None
         super()._close()
