@@ -6,9 +6,12 @@ a sweep over 2 to 5 workers the benchmark runs first shows, `--sweep`) started w
 `bench.bench_settings`: the project's settings and URLs plus `/bench/bare` (bench/bench_urls.py), which
 answers the bytes of a real `GET /api/v1/leads/{id}` response with no authentication, rate limit,
 database or serialization, through the same middleware. wrk (`/usr/bin/wrk`, Debian package `wrk`)
-drives each target for `--duration` seconds with `--connections` connections on 2 threads; targets
-alternate within each run so drift on the machine hits them alike. The account is a pro account whose
-request budget is lifted, so the limiter runs (one EVALSHA per request) but never refuses.
+drives each target for `--duration` seconds with `--connections` connections on 2 threads: all the reads
+(API and bare view alternating, in the other order every other run, so drift on the machine hits them
+alike), then all the creates the same way, so the creates' write-back cannot fall on a read. The account
+is a pro account whose request budget is lifted, so the limiter runs (one EVALSHA per request) but never
+refuses. gunicorn keeps its worker heartbeat files in /dev/shm where there is one (`--worker-tmp-dir`, as
+the README's deployment does): on a disk-backed /tmp each request's heartbeat touch is a journaled write.
 
     python -m bench.http_load --runs 5 --duration 10
 """
@@ -166,29 +169,39 @@ def run(
     ensure_database(database_url)
     key = bench_account(database_url, slug)
     work = Path(tempfile.mkdtemp(prefix="leadbase-wrk-"))
-    results: dict[str, list[dict]] = {}
     get_script = work / "get.lua"
     get_script.write_text(LUA_COMMON + LUA_GET.format(key=key))
     swept = sweep_workers(database_url, key, work, get_script, sweep, sweep_duration, connections) if sweep else {}
     with _serve(database_url, key, workers, work) as (base, lead_id):
-        targets = {
-            "GET /api/v1/leads/{id}": (f"{base}/api/v1/leads/{lead_id}", get_script),
-            "GET bare view (same JSON)": (f"{base}/bench/bare", get_script),
-        }
+        # The reads first, then the writes: the creates leave PostgreSQL flushing WAL and dirty pages for a while
+        # after they stop, which would land on whichever read came next. Within each phase the pair's order
+        # alternates run by run (API first, then bare first), so drift and what a target leaves behind fall on
+        # both alike.
+        gets = [
+            ("GET /api/v1/leads/{id}", f"{base}/api/v1/leads/{lead_id}"),
+            ("GET bare view (same JSON)", f"{base}/bench/bare"),
+        ]
+        results: dict[str, list[dict]] = {name: [] for name, _ in gets}
         for r in range(-1, runs):  # run -1 warms up: workers' imports, connections, caches
+            for name, url in gets if r % 2 else gets[::-1]:
+                time.sleep(SETTLE_SECONDS)
+                result = wrk(url, get_script, 2 if r < 0 else duration, connections)
+                if r >= 0:
+                    results[name].append(result)
+        posts = [("POST /api/v1/leads", f"{base}/api/v1/leads"), ("POST bare view (same JSON)", f"{base}/bench/bare")]
+        results.update({name: [] for name, _ in posts})
+        for r in range(-1, runs):
             post_script = work / f"post-{r}.lua"
             post_script.write_text(LUA_COMMON + LUA_POST.format(key=key, run=f"{work.name[-6:]}x{r + 1}"))
-            targets["POST /api/v1/leads"] = (f"{base}/api/v1/leads", post_script)
-            targets["POST bare view (same JSON)"] = (f"{base}/bench/bare", post_script)
-            for name, (url, script) in targets.items():
+            for name, url in posts if r % 2 else posts[::-1]:
                 # Requests still in flight when wrk stops (slow creates) would delay the next target's
                 # first ones: let the workers finish them first.
                 time.sleep(SETTLE_SECONDS)
-                result = wrk(url, script, 2 if r < 0 else duration, connections)
+                result = wrk(url, post_script, 2 if r < 0 else duration, connections)
                 # Every POST creates a new lead (201): anything else is a benchmark bug, not a figure.
                 assert result["non2xx"] == 0, (name, result)
                 if r >= 0:
-                    results.setdefault(name, []).append(result)
+                    results[name].append(result)
     shutil.rmtree(work, ignore_errors=True)
     return report(results, runs, duration, connections, workers) + sweep_report(swept, workers, sweep_duration)
 
@@ -216,9 +229,9 @@ def sweep_report(swept: dict[int, dict[str, float]], workers: int, duration: int
 
 def report(results: dict[str, list[dict]], runs: int, duration: int, connections: int, workers: int) -> list[str]:
     lines = [
-        f"wrk, 2 threads, {connections} connections, {duration} s per target and run, {runs} runs (targets "
-        f"alternate within a run); gunicorn with {workers} sync workers; wrk, gunicorn, PostgreSQL and Redis share "
-        "the 2 cores. Median of the runs (min–max).",
+        f"wrk, 2 threads, {connections} connections, {duration} s per target and run, {runs} runs (the reads, then "
+        "the creates; API and bare view alternate, in the other order every other run); gunicorn with "
+        f"{workers} sync workers; wrk, gunicorn, PostgreSQL and Redis share the 2 cores. Median of the runs (min–max).",
         "",
         "| target | req/s | p50 ms | p99 ms | vs bare view (req/s) | socket errors / timeouts |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -235,7 +248,7 @@ def report(results: dict[str, list[dict]], runs: int, duration: int, connections
     get = results["GET /api/v1/leads/{id}"]
     bare_get = results["GET bare view (same JSON)"]
     ratio = statistics.median(s["rps"] for s in get) / statistics.median(s["rps"] for s in bare_get)
-    # The targets alternate within a run, so each run's own ratio is the one drift on the machine (other
+    # The pair alternates within a run, so each run's own ratio is the one drift on the machine (other
     # tenants' load) affects least; its median and spread say how firm the verdict is.
     paired = [a["rps"] / b["rps"] for a, b in zip(get, bare_get, strict=True)]
     p99 = statistics.median(s["p99_us"] for s in get) / 1000
