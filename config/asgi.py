@@ -10,6 +10,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Django runs every request's sync code (views, the ORM) in a thread of its own under ASGI: without a pool
+# each request would open a PostgreSQL session (settings.py, DATABASE_POOL). DATABASE_POOL=false opts out.
+os.environ.setdefault("DATABASE_POOL", "true")
 
 django_application = get_asgi_application()
 

@@ -109,6 +109,17 @@ if DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend, health-checking only connections idle longer than the delay below.
         DATABASES["default"]["ENGINE"] = "core.backends.postgresql"
+        # A pool of connections per process instead of one persistent connection per thread. Under ASGI
+        # (config/asgi.py turns it on) Django runs each request's sync code in a thread of its own, so a
+        # per-thread connection is a new PostgreSQL session per request (measured: 354 sessions for 389
+        # requests); pooled, the sessions (and their prepared statements) outlive the threads.
+        if env_bool("DATABASE_POOL", False):
+            DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
+            DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+                "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
+                "max_size": env_int("DATABASE_POOL_MAX_SIZE", 8),
+                "timeout": env_int("DATABASE_POOL_TIMEOUT_SECONDS", 10),
+            }
 else:
     DATABASES = {
         "default": {

@@ -222,9 +222,13 @@ class MemoryWindow:
 class RedisWindow:
     """The sliding-window log in a Redis sorted set, one EVALSHA per request.
 
-    Hits (and their riders) go over a connection each thread keeps, written and read directly: a pooled
-    command costs two getpid() and a readiness poll() per call on top of the round trip, which on the
-    API's hottest path was a measurable share of a request. The pool still serves everything else."""
+    Hits (and their riders) go over connections this object keeps idle between calls, written and read
+    directly: a command through redis-py's pool costs two getpid() and a readiness poll() per call on top
+    of the round trip, which on the API's hottest path was a measurable share of a request. A call takes an
+    idle connection (or opens one) and gives it back, so a thread never shares one with another, and the
+    connections outlive threads: under ASGI Django runs each request's sync code in a thread of its own,
+    and a connection per thread was a new Redis connection per request (757 for 749 requests). There are
+    never more than the most calls at once. The pool still serves everything else."""
 
     def __init__(self, url: str, clock: Callable[[], int] | None = None):
         import redis
@@ -235,19 +239,27 @@ class RedisWindow:
         self._script = self._client.register_script(SLIDING_WINDOW_LUA)
         self._peek = self._client.register_script(PEEK_LUA)
         self._clock = clock
-        self._local = threading.local()
+        self._idle: list = []  # connections not in use; list.pop and list.append are atomic
+        self._generation = _fork_generation
 
     def _now(self) -> str:
         return "" if self._clock is None else str(self._clock())
 
     def _connection(self):
-        """This thread's own connection (a new one in a forked child: a socket is never shared)."""
-        local = self._local
-        if getattr(local, "generation", None) != _fork_generation:
+        """An idle connection for this call alone, or a new one (never one opened before a fork: a socket is
+        never shared with the parent). Give it back with `_release`."""
+        if self._generation != _fork_generation:
+            self._idle = []
+            self._generation = _fork_generation
+        try:
+            return self._idle.pop()
+        except IndexError:
             pool = self._client.connection_pool
-            local.connection = pool.connection_class(**pool.connection_kwargs)
-            local.generation = _fork_generation
-        return local.connection
+            return pool.connection_class(**pool.connection_kwargs)
+
+    def _release(self, connection) -> None:
+        if self._generation == _fork_generation:
+            self._idle.append(connection)
 
     def hit(self, key: str, limit: int, window: int, policy: str, riders: Sequence[Rider] = ()) -> Decision:
         args = (window * 1_000_000, limit, window_member(), self._now())
@@ -297,8 +309,10 @@ class RedisWindow:
                     replies.append(exc)
             return replies
         except BaseException:
-            connection.disconnect()
+            connection.disconnect()  # given back closed: the next call that takes it connects again
             raise
+        finally:
+            self._release(connection)
 
     def peek(self, key: str, limit: int, window: int, policy: str) -> Decision:
         """The budget as the next request would find it: one read-only script, nothing written."""

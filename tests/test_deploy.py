@@ -97,3 +97,44 @@ def test_unknown_run_mode_fails_to_start(tmp_path):
     result = manage(production_env(tmp_path, LEADBASE_ENV="staging"), "check")
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
+
+
+POOL_PROBE = (
+    "from django.conf import settings; d = settings.DATABASES['default']; "
+    "print(d['CONN_MAX_AGE'], sorted(d.get('OPTIONS', {}).get('pool', {}).items()))"
+)
+
+
+def test_database_pool_replaces_persistent_connections_when_asked(tmp_path):
+    env = production_env(tmp_path, DATABASE_URL="postgres://u@127.0.0.1:5432/leads")
+
+    def probe(extra: dict[str, str]) -> str:
+        result = manage({**env, **extra}, "shell", "-c", POOL_PROBE)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]  # after the shell's own start-up line
+
+    assert probe({}) == "60 []"  # persistent connections, no pool (WSGI)
+    assert probe({"DATABASE_POOL": "true", "DATABASE_POOL_MAX_SIZE": "5"}) == (
+        "0 [('max_size', 5), ('min_size', 2), ('timeout', 10)]"
+    )
+
+
+def test_the_asgi_entry_point_pools_connections_unless_told_not_to(tmp_path):
+    # Under ASGI each request's sync code runs in a thread of its own: without a pool, a session per request.
+    env = production_env(tmp_path, DATABASE_URL="postgres://u@127.0.0.1:5432/leads")
+    probe = "import config.asgi; " + POOL_PROBE
+
+    def run(extra: dict[str, str]) -> str:
+        result = subprocess.run(  # noqa: S603 (our own entry point)
+            [sys.executable, "-c", probe],
+            cwd=BASE_DIR,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    assert run({}).startswith("0 [('max_size', 8), ('min_size', 2)")
+    assert run({"DATABASE_POOL": "false"}).startswith("60 []")

@@ -467,3 +467,37 @@ def test_a_connection_killed_as_the_read_goes_out_answers_503_and_the_next_reque
     assert lead.email not in failed.content.decode()
     close_old_connections()  # what the end of a request does in a server (the test client leaves it out)
     assert api.get(f"/api/v1/leads/{lead.pk}").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pooled_session_keeps_its_prepared_statements_for_the_next_request(lead, account):
+    # DATABASE_POOL (on under ASGI, where every request runs in a thread of its own, so with a DatabaseWrapper
+    # of its own): the session comes back from the pool with what an earlier request prepared on it, and is
+    # not asked to prepare it again (a 42P05 error, logged by the server, on every request).
+    from core.backends.postgresql.base import DatabaseWrapper
+
+    settings_dict = {
+        **connection.settings_dict,
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {**connection.settings_dict["OPTIONS"], "pool": {"min_size": 1, "max_size": 1}},
+    }
+    alias = f"pooled_{uuid.uuid4().hex[:8]}"
+    first = DatabaseWrapper(settings_dict, alias)
+    try:
+        assert first.pool is not None
+        assert first.hot_row(LEAD_BY_ID, [account.pk, lead.pk])[0] == lead.pk
+        session = first.connection
+        first.close()  # the request ends: the session goes back to the pool
+        assert first.connection is None
+
+        second = DatabaseWrapper(settings_dict, alias)  # the next request, in another thread
+        second.ensure_connection()
+        assert second.connection is session  # the same session, from the pool
+        assert statement_name(LEAD_BY_ID) in second._hot_statements  # known prepared: no Parse sent
+        assert second.hot_row(LEAD_BY_ID, [account.pk, lead.pk])[0] == lead.pk
+        with second.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = %s", [statement_name(LEAD_BY_ID)])
+            assert cursor.fetchone()[0] == 1
+        second.close()
+    finally:
+        first.close_pool()

@@ -584,3 +584,86 @@ def test_the_process_wide_limiter_uses_redis_exactly_when_redis_url_is_set(setti
     ratelimit.reset_limiter()
     assert ratelimit.get_limiter().primary is None
     assert ratelimit.get_limiter().window == settings.LEADBASE_RATE_WINDOW_SECONDS
+
+
+def _counting_connections(window: RedisWindow) -> list:
+    """Every Redis connection the window opens from now on."""
+    pool = window._client.connection_pool
+    created: list = []
+
+    class Counting(pool.connection_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    pool.connection_class = Counting
+    return created
+
+
+@pytest.mark.redis
+def test_redis_connections_outlive_the_threads_that_used_them(key, redis_client):
+    # Under ASGI Django runs each request's sync code in a new thread: a connection per thread was a new
+    # Redis connection per request.
+    window = RedisWindow(settings.REDIS_URL)
+    created = _counting_connections(window)
+    for _ in range(5):
+        thread = threading.Thread(target=window.hit, args=(key, 100, 600, "account"))
+        thread.start()
+        thread.join()
+    assert len(created) == 1
+    assert redis_client.zcard(key) == 5  # every hit counted, over the one connection
+    redis_client.delete(key)
+
+
+@pytest.mark.redis
+def test_calls_at_the_same_time_never_share_a_redis_connection(key, redis_client):
+    window = RedisWindow(settings.REDIS_URL)
+    created = _counting_connections(window)
+    first, second = window._connection(), window._connection()  # two calls in flight
+    assert first is not second and len(created) == 2
+    window._release(first)
+    window._release(second)
+    gate = threading.Barrier(2)
+    taken: list = []
+
+    def call():
+        connection = window._connection()
+        taken.append(connection)
+        gate.wait()  # both hold a connection at once
+        window._release(connection)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {id(c) for c in taken} == {id(first), id(second)}  # the idle ones, one each
+    assert len(created) == 2  # and nothing new opened
+
+
+@pytest.mark.redis
+def test_a_connection_that_failed_is_given_back_closed_and_reconnects(key, redis_client):
+    window = RedisWindow(settings.REDIS_URL)
+    created = _counting_connections(window)
+    window.hit(key, 100, 600, "account")
+    (connection,) = created
+    broken = connection._sock
+    broken.close()  # the server went away under it
+    with pytest.raises(redis.exceptions.ConnectionError):
+        window.hit(key, 100, 600, "account")
+    assert window._idle == [connection] and connection._sock is None  # back, disconnected
+    assert window.hit(key, 100, 600, "account").remaining == 98  # connects again on its next use
+    assert len(created) == 1
+    redis_client.delete(key)
+
+
+@pytest.mark.redis
+def test_a_forked_child_never_uses_its_parents_redis_connections(key, redis_client, monkeypatch):
+    window = RedisWindow(settings.REDIS_URL)
+    created = _counting_connections(window)
+    window.hit(key, 100, 600, "account")
+    parents = list(window._idle)
+    monkeypatch.setattr(ratelimit, "_fork_generation", ratelimit._fork_generation + 1)  # as after a fork
+    window.hit(key, 100, 600, "account")
+    assert len(created) == 2 and window._idle and window._idle[0] not in parents
+    redis_client.delete(key)

@@ -58,6 +58,7 @@ import hashlib
 import logging
 import select
 import time
+import weakref
 from collections.abc import Sequence
 from functools import cache
 
@@ -139,6 +140,10 @@ class PendingRow:
         """Not wanted after all: read to the end and dropped now (nothing if already read)."""
         if self.db._pending is self:
             self.db._settle_pending()
+
+
+# The hot statements prepared on each open psycopg connection (an entry lives as long as its connection).
+_session_statements: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -340,7 +345,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def connect(self) -> None:
         super().connect()
         self._used_at = None
-        self._hot_statements = set()
+        # The names belong to the session, so to the psycopg connection: one from a pool (DATABASE_POOL) comes
+        # back with what an earlier request prepared on it, and preparing again would be a 42P05 error
+        # (an error line in the server's log) on every request.
+        self._hot_statements = _session_statements.setdefault(self.connection, set())
         self._hot_transformer = None
         self._pending = None
 
