@@ -119,6 +119,9 @@ if DATABASE_URL:
                 "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
                 "max_size": env_int("DATABASE_POOL_MAX_SIZE", 8),
                 "timeout": env_int("DATABASE_POOL_TIMEOUT_SECONDS", 10),
+                # A session is replaced after this long (psycopg's default is an hour): what a migration
+                # leaves stale in a session (the hot statements' plans, core/backends/postgresql) lasts no longer.
+                "max_lifetime": env_int("DATABASE_POOL_MAX_LIFETIME_SECONDS", 600),
             }
 else:
     DATABASES = {

@@ -115,7 +115,7 @@ def test_database_pool_replaces_persistent_connections_when_asked(tmp_path):
 
     assert probe({}) == "60 []"  # persistent connections, no pool (WSGI)
     assert probe({"DATABASE_POOL": "true", "DATABASE_POOL_MAX_SIZE": "5"}) == (
-        "0 [('max_size', 5), ('min_size', 2), ('timeout', 10)]"
+        "0 [('max_lifetime', 600), ('max_size', 5), ('min_size', 2), ('timeout', 10)]"
     )
 
 
@@ -136,5 +136,5 @@ def test_the_asgi_entry_point_pools_connections_unless_told_not_to(tmp_path):
         assert result.returncode == 0, result.stderr
         return result.stdout.strip().splitlines()[-1]
 
-    assert run({}).startswith("0 [('max_size', 8), ('min_size', 2)")
+    assert run({}).startswith("0 [('max_lifetime', 600), ('max_size', 8), ('min_size', 2)")
     assert run({"DATABASE_POOL": "false"}).startswith("60 []")

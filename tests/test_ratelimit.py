@@ -667,3 +667,16 @@ def test_a_forked_child_never_uses_its_parents_redis_connections(key, redis_clie
     window.hit(key, 100, 600, "account")
     assert len(created) == 2 and window._idle and window._idle[0] not in parents
     redis_client.delete(key)
+
+
+@pytest.mark.redis
+def test_a_burst_leaves_at_most_the_cap_of_idle_redis_connections_open(key, redis_client):
+    window = RedisWindow(settings.REDIS_URL)
+    created = _counting_connections(window)
+    held = [window._connection() for _ in range(ratelimit.MAX_IDLE_CONNECTIONS + 3)]  # a burst of calls in flight
+    for redis_connection in held:
+        redis_connection.connect()
+        window._release(redis_connection)
+    assert len(created) == ratelimit.MAX_IDLE_CONNECTIONS + 3
+    assert window._idle == held[: ratelimit.MAX_IDLE_CONNECTIONS]  # kept for the next calls
+    assert all(c._sock is None for c in held[ratelimit.MAX_IDLE_CONNECTIONS :])  # the surplus closed

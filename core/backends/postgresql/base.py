@@ -8,7 +8,9 @@ connection, the one a server restart or an idle-session killer is most likely to
 checked and silently replaced; a busy one is trusted. If a busy connection did die (the server was
 restarted under load), its next request fails with 503 `service_unavailable` and Retry-After, the
 connection is closed at the end of that request (Django's `errors_occurred`), and the next request
-gets a fresh one. Set the delay to 0 to check every request, as Django does.
+gets a fresh one. Set the delay to 0 to check every request, as Django does. With a pool
+(`DATABASE_POOL`, on under ASGI) the delay does not apply: Django hands psycopg's pool its own check,
+an empty query on every checkout, and each request checks a connection out.
 
 `hot_row()` runs the hottest hand-written queries (one lead by id on every `GET /leads/{id}`, an API
 key not yet cached: core/db.py) as statements prepared on each connection the first time (a protocol-level
@@ -39,7 +41,9 @@ ROLLBACK, DROP or ALTER, which would take ours with it. Should anything else dea
 `DEALLOCATE` or `DISCARD ALL` sent by hand), each is prepared again on its next use (one still there
 answers "already exists", taken as prepared); at once if that use is outside a transaction block,
 else after the failed transaction. A migration that changes the type of a column these statements
-select makes them fail until the connection is replaced (`CONN_MAX_AGE`, or a restart, as deploys do).
+select makes them fail until the connection is replaced (`CONN_MAX_AGE`, a pooled session's
+`DATABASE_POOL_MAX_LIFETIME_SECONDS`, or a restart, as deploys do). The names prepared are remembered
+with the psycopg connection, not Django's wrapper: a session a pool hands out again keeps them.
 Behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21), set
 `LEADBASE_DB_PREPARED_STATEMENTS=false`: the queries then run unprepared through a Django cursor.
 
