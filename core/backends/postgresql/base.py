@@ -152,7 +152,7 @@ _session_statements: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _used_at: float | None = None
-    _hot_statements: set[str] = frozenset()  # names prepared on this connection (a set of its own from connect())
+    _hot_statements: set[str] = frozenset()  # names prepared on this session (from connect(): the session's set)
     _hot_transformer: adapt.Transformer | None = None
     _pending: PendingRow | None = None  # a hot statement sent and not yet read
 
