@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -155,6 +155,32 @@ def sweep_workers(
     return found
 
 
+def _alternating(
+    pair: list[tuple[str, str]],
+    script_for_run: Callable[[int], Path],
+    runs: int,
+    duration: int,
+    connections: int,
+    *,
+    creates: bool = False,
+) -> dict[str, list[dict]]:
+    """wrk results of both targets of `pair` ((name, URL), API first), `runs` times: API first on odd runs,
+    the bare view first on even ones; run -1 warms up (workers' imports, connections, caches), not kept."""
+    results: dict[str, list[dict]] = {name: [] for name, _ in pair}
+    for r in range(-1, runs):
+        script = script_for_run(r)
+        for name, url in pair if r % 2 else pair[::-1]:
+            # Requests still in flight when wrk stops (slow creates) would delay the next target's first ones:
+            # let the workers finish them first.
+            time.sleep(SETTLE_SECONDS)
+            result = wrk(url, script, 2 if r < 0 else duration, connections)
+            if creates:  # every POST creates a new lead (201): anything else is a benchmark bug, not a figure
+                assert result["non2xx"] == 0, (name, result)
+            if r >= 0:
+                results[name].append(result)
+    return results
+
+
 def run(
     database_url: str,
     *,
@@ -181,27 +207,15 @@ def run(
             ("GET /api/v1/leads/{id}", f"{base}/api/v1/leads/{lead_id}"),
             ("GET bare view (same JSON)", f"{base}/bench/bare"),
         ]
-        results: dict[str, list[dict]] = {name: [] for name, _ in gets}
-        for r in range(-1, runs):  # run -1 warms up: workers' imports, connections, caches
-            for name, url in gets if r % 2 else gets[::-1]:
-                time.sleep(SETTLE_SECONDS)
-                result = wrk(url, get_script, 2 if r < 0 else duration, connections)
-                if r >= 0:
-                    results[name].append(result)
+        results = _alternating(gets, lambda r: get_script, runs, duration, connections)
+
+        def post_script(r: int) -> Path:
+            script = work / f"post-{r}.lua"
+            script.write_text(LUA_COMMON + LUA_POST.format(key=key, run=f"{work.name[-6:]}x{r + 1}"))
+            return script
+
         posts = [("POST /api/v1/leads", f"{base}/api/v1/leads"), ("POST bare view (same JSON)", f"{base}/bench/bare")]
-        results.update({name: [] for name, _ in posts})
-        for r in range(-1, runs):
-            post_script = work / f"post-{r}.lua"
-            post_script.write_text(LUA_COMMON + LUA_POST.format(key=key, run=f"{work.name[-6:]}x{r + 1}"))
-            for name, url in posts if r % 2 else posts[::-1]:
-                # Requests still in flight when wrk stops (slow creates) would delay the next target's
-                # first ones: let the workers finish them first.
-                time.sleep(SETTLE_SECONDS)
-                result = wrk(url, post_script, 2 if r < 0 else duration, connections)
-                # Every POST creates a new lead (201): anything else is a benchmark bug, not a figure.
-                assert result["non2xx"] == 0, (name, result)
-                if r >= 0:
-                    results[name].append(result)
+        results |= _alternating(posts, post_script, runs, duration, connections, creates=True)
     shutil.rmtree(work, ignore_errors=True)
     return report(results, runs, duration, connections, workers) + sweep_report(swept, workers, sweep_duration)
 
