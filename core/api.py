@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpResponse
 from rest_framework.exceptions import APIException
+from rest_framework.request import WrappedAttributeError
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
@@ -61,23 +62,87 @@ def data_response(request, data: Any, *, headers: dict[str, str] | None = None) 
 
 
 _ALLOWED_METHODS: dict[tuple, list[str]] = {}
+_DEFAULT_HEADERS: dict[tuple, dict[str, str]] = {}
+_COMPONENTS: dict[tuple, tuple] = {}
+
+
+def _components(classes) -> tuple:
+    """One instance of each class, shared by every request. DRF builds its authenticators, permissions,
+    parsers, renderers and negotiator anew for each request; ours keep no state of their own (a test
+    holds them to it), so building them once per set of classes gives the same objects' behaviour."""
+    key = tuple(classes)
+    found = _COMPONENTS.get(key)
+    if found is None:
+        found = _COMPONENTS[key] = tuple(cls() for cls in key)
+    return found
 
 
 class AccountScopedAPIView(APIView):
-    """Every API view derives from this; `self.account` is the only account a view may touch."""
+    """Every API view derives from this; `self.account` is the only account a view may touch.
+
+    DRF's request cycle, with what the API never uses left out of the common case: its components are
+    built once (`_components`), `initial` skips format suffixes, versioning and throttles when the view
+    has none (the request budget is our own limiter), and authentication runs DRF's loop without its
+    lazy-property detour. On the busiest endpoint, `GET /leads/{id}`, DRF's layers cost more CPU than the
+    lead's read (docs/performance.md); views with throttles or versioning take DRF's own path."""
 
     permission_classes = [HasAccount, ScopePermission]
     required_scopes: dict[str, str] = {}
 
+    def get_authenticators(self):
+        return _components(self.authentication_classes)
+
+    def get_permissions(self):
+        return _components(self.permission_classes)
+
+    def get_parsers(self):
+        return _components(self.parser_classes)
+
+    def get_renderers(self):
+        return _components(self.renderer_classes)
+
+    def get_content_negotiator(self):
+        return _components((self.content_negotiation_class,))[0]
+
+    def initial(self, request, *args, **kwargs):
+        if self.throttle_classes or self.versioning_class is not None or self.settings.FORMAT_SUFFIX_KWARG in kwargs:
+            return super().initial(request, *args, **kwargs)
+        self.format_kwarg = None
+        request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
+        request.version, request.versioning_scheme = None, None
+        self.perform_authentication(request)
+        self.check_permissions(request)
+        return None
+
     def perform_authentication(self, request) -> None:
-        """Authenticate, then spend the budget: the account's, or the client IP's when the request
-        carries no valid credential (failed authentication never spends an account's budget)."""
+        """Authenticate (DRF's `Request._authenticate`, called directly), then spend the budget: the
+        account's, or the client IP's when the request carries no valid credential (failed
+        authentication never spends an account's budget)."""
         try:
-            request.user  # noqa: B018  (DRF authenticates lazily on first access)
+            for authenticator in request.authenticators:
+                user_auth = authenticator.authenticate(request)
+                if user_auth is not None:
+                    request._authenticator = authenticator
+                    request.user, request.auth = user_auth
+                    break
+            else:
+                request._not_authenticated()
         except APIException:
+            request._not_authenticated()
             enforce_rate_limit(request)
             raise
+        except AttributeError as exc:  # as DRF's lazy `request.user` does: not mistaken for a missing attribute
+            raise WrappedAttributeError(str(exc)) from exc
         enforce_rate_limit(request, getattr(request.auth, "account", None))
+
+    @property
+    def default_response_headers(self) -> dict[str, str]:
+        # DRF's `Allow` (and `Vary` with several renderers), worked out once per class and method list.
+        key = (type(self), tuple(self.http_method_names), len(self.renderer_classes))
+        headers = _DEFAULT_HEADERS.get(key)
+        if headers is None:
+            headers = _DEFAULT_HEADERS[key] = super().default_response_headers
+        return dict(headers)  # finalize_response pops from it
 
     @property
     def allowed_methods(self) -> list[str]:

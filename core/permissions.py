@@ -1,5 +1,6 @@
 """Permission classes: an authenticated actor in an account, and scopes per HTTP method."""
 
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from accounts.scopes import ADMIN, LEADS_READ, LEADS_WRITE
@@ -13,7 +14,9 @@ class HasAccount(BasePermission):
 
 
 class ScopePermission(BasePermission):
-    """Checks the scope the view asks for: `view.required_scopes[method]` or read/write defaults."""
+    """Checks the scope the view asks for: `view.required_scopes[method]` or read/write defaults.
+    Keeps no state (one instance serves every request, core/api.py): a missing scope is refused here
+    with its own message rather than through an attribute set on the instance."""
 
     code = "insufficient_scope"
     message = "This credential lacks the scope this operation needs."
@@ -21,12 +24,11 @@ class ScopePermission(BasePermission):
     def has_permission(self, request, view) -> bool:
         actor = request.auth
         if getattr(actor, "account", None) is None:
-            return False
+            return False  # DRF answers 401 (no credential) or 403
         scope = required_scope(view, request.method)
         if actor.has_scope(scope):
             return True
-        self.message = f"This operation needs the '{scope}' scope."
-        return False
+        raise PermissionDenied(f"This operation needs the '{scope}' scope.", code=self.code)
 
 
 def required_scope(view, method: str) -> str:
