@@ -1,5 +1,7 @@
+import re
+
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import URLPattern, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from core.views import handler400, handler403, handler404, handler500  # noqa: F401  (Django looks them up here)
@@ -9,10 +11,18 @@ from leads.api.urls import urlpatterns as leads_urlpatterns
 # DRF rendering its metadata through a template-less HTML renderer).
 DOCS_METHODS = ["get", "head"]
 
+
+def under(prefix: str, patterns: list[URLPattern]) -> list[URLPattern]:
+    """`patterns` (regex routes) served under `prefix` at this level, without an include: each include level
+    costs every request that resolves through it a nested match (~6 us of a `GET /api/v1/leads/{id}`'s
+    ~330 us of CPU on the benchmark machine). Names and default arguments are kept, so reverse() is unchanged."""
+    return [
+        re_path(f"^{re.escape(prefix)}{str(p.pattern).removeprefix('^')}", p.callback, p.default_args, p.name)
+        for p in patterns
+    ]
+
+
 api_v1 = [
-    # Leads first and not nested in an include of their own: their routes are the busiest, and Django
-    # tries the patterns in order, one resolver per level.
-    *leads_urlpatterns,
     re_path(r"^schema/?$", SpectacularAPIView.as_view(http_method_names=DOCS_METHODS), name="schema"),
     re_path(
         r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema", http_method_names=DOCS_METHODS), name="docs"
@@ -27,6 +37,9 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # The lead routes, the API's busiest, first and at the top level (under()): Django tries the patterns in
+    # order, one resolver per level.
+    *under("api/v1/", leads_urlpatterns),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # /login/, /logout/, /oauth/… and /.well-known/oauth-authorization-server

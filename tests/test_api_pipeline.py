@@ -241,3 +241,20 @@ def test_no_credentials_is_401_and_no_scope_check_runs(monkeypatch):
     assert response.json()["code"] == "authentication_required"
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
     assert calls == []  # HasAccount refused first
+
+
+def test_the_lead_routes_resolve_at_the_top_level_with_their_names_and_trailing_slashes():
+    from django.urls import resolve, reverse
+
+    from leads.api.views import LeadDetailView, LeadListCreateView
+
+    top_level = {p.name for p in get_resolver().url_patterns if isinstance(p, URLPattern)}
+    assert {"lead-list", "lead-detail", "lead-batch", "lead-export", "lead-notes"} <= top_level
+    lead_id = "0b7c6f4e-1d2a-4c3b-9e8f-7a6b5c4d3e2f"
+    assert reverse("lead-detail", kwargs={"lead_id": lead_id}) == f"/api/v1/leads/{lead_id}"
+    for path in (f"/api/v1/leads/{lead_id}", f"/api/v1/leads/{lead_id}/"):
+        match = resolve(path)
+        assert match.func.view_class is LeadDetailView
+        assert match.kwargs == {"lead_id": lead_id}
+    assert resolve("/api/v1/leads").func.view_class is LeadListCreateView
+    assert resolve("/api/v1/leads/batch").url_name == "lead-batch"  # not taken for a lead id
