@@ -18,6 +18,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     when it starts with `lb_`, any other Bearer value is left to OAuthTokenAuthentication (which
     answers 401 invalid_credentials for a malformed one, never "no credentials")."""
 
+    keeps_no_state = True  # one instance serves every request (core/api.py _components)
+
     def authenticate(self, request):
         raw = request.headers.get("X-API-Key")
         if raw is None:

@@ -66,6 +66,8 @@ class OAuthTokenAuthentication(authentication.BaseAuthentication):
     """Resolves `Authorization: Bearer <access token>` to (user, Actor). Bearer values starting with
     `lb_` are API keys and belong to ApiKeyAuthentication, which runs first."""
 
+    keeps_no_state = True  # one instance serves every request (core/api.py _components)
+
     def authenticate(self, request):
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":

@@ -1,7 +1,9 @@
 import re
 
 from django.contrib import admin
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, include, path, re_path
+from django.urls.resolvers import RegexPattern
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from core.views import handler400, handler403, handler404, handler500  # noqa: F401  (Django looks them up here)
@@ -13,13 +15,22 @@ DOCS_METHODS = ["get", "head"]
 
 
 def under(prefix: str, patterns: list[URLPattern]) -> list[URLPattern]:
-    """`patterns` (regex routes) served under `prefix` at this level, without an include: each include level
-    costs every request that resolves through it a nested match (~6 us of a `GET /api/v1/leads/{id}`'s
-    ~330 us of CPU on the benchmark machine). Names and default arguments are kept, so reverse() is unchanged."""
-    return [
-        re_path(f"^{re.escape(prefix)}{str(p.pattern).removeprefix('^')}", p.callback, p.default_args, p.name)
-        for p in patterns
-    ]
+    """`patterns` (regex routes anchored with ^) served under `prefix` at this level, without an include: each
+    include level costs every request that resolves through it a nested match (~6 us of a
+    `GET /api/v1/leads/{id}`'s ~330 us of CPU on the benchmark machine). Names and default arguments are kept,
+    so reverse() is unchanged. The prefix goes after the ^, so a route with an alternation (`^a|b$` would put
+    only `a` under it) or inline flags is refused, as is anything but a re_path route; wrapping the route in a
+    group instead would be exact, but drf-spectacular cannot read paths with one (the schema lost every lead
+    operation)."""
+    routes = []
+    for p in patterns:
+        regex = str(p.pattern)
+        if not isinstance(p, URLPattern) or not isinstance(p.pattern, RegexPattern) or not regex.startswith("^"):
+            raise ImproperlyConfigured(f"under() takes re_path routes anchored with ^, not {p!r}")
+        if "|" in regex or regex.startswith("^(?"):
+            raise ImproperlyConfigured(f"under() cannot keep {regex!r} under a prefix (alternation or inline flags)")
+        routes.append(re_path(f"^{re.escape(prefix)}{regex[1:]}", p.callback, p.default_args, p.name))
+    return routes
 
 
 api_v1 = [

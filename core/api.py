@@ -64,27 +64,42 @@ def data_response(request, data: Any, *, headers: dict[str, str] | None = None) 
 _ALLOWED_METHODS: dict[tuple, list[str]] = {}
 _DEFAULT_HEADERS: dict[tuple, dict[str, str]] = {}
 _COMPONENTS: dict[tuple, tuple] = {}
+_DRF_INITIAL: dict[type, bool] = {}
+
+# The steps of DRF's `initial` that AccountScopedAPIView.initial leaves out when a view does not use them.
+_SKIPPED_STEPS = ("get_format_suffix", "determine_version", "get_throttles", "check_throttles")
 
 
-def _components(classes) -> tuple:
-    """One instance of each class, shared by every request. DRF builds its authenticators, permissions,
-    parsers, renderers and negotiator anew for each request; ours keep no state of their own (a test
-    holds them to it), so building them once per set of classes gives the same objects' behaviour."""
+def _components(classes) -> tuple | list:
+    """The instances of an authenticator, permission, parser, renderer or negotiator list. DRF builds them anew
+    for every request; a class that declares `keeps_no_state = True` itself (not inherited: a subclass may add
+    state) is built once and its instance shared by every request, which a test holds it to (nothing on the
+    instance after served and refused requests). A list with any other class is built per request, as DRF does."""
     key = tuple(classes)
     found = _COMPONENTS.get(key)
     if found is None:
+        if not all(cls.__dict__.get("keeps_no_state") for cls in key):
+            return [cls() for cls in key]
         found = _COMPONENTS[key] = tuple(cls() for cls in key)
+    return found
+
+
+def _takes_drf_initial(cls: type) -> bool:
+    """Whether a view class overrides one of the steps the short `initial` leaves out (then it gets DRF's)."""
+    found = _DRF_INITIAL.get(cls)
+    if found is None:
+        found = _DRF_INITIAL[cls] = any(getattr(cls, name) is not getattr(APIView, name) for name in _SKIPPED_STEPS)
     return found
 
 
 class AccountScopedAPIView(APIView):
     """Every API view derives from this; `self.account` is the only account a view may touch.
 
-    DRF's request cycle, with what the API never uses left out of the common case: its components are
-    built once (`_components`), `initial` skips format suffixes, versioning and throttles when the view
-    has none (the request budget is our own limiter), and authentication runs DRF's loop without its
-    lazy-property detour. On the busiest endpoint, `GET /leads/{id}`, DRF's layers cost more CPU than the
-    lead's read (docs/performance.md); views with throttles or versioning take DRF's own path."""
+    DRF's request cycle, with what the API never uses left out of the common case: its stateless components are
+    built once (`_components`), `initial` skips format suffixes, versioning and throttles when the view uses
+    none (the request budget is our own limiter), and authentication runs DRF's loop without its lazy-property
+    detour. On the busiest endpoint, `GET /leads/{id}`, DRF's layers cost more CPU than the lead's read
+    (docs/performance.md); a view with throttles or versioning, or overriding those steps, takes DRF's own path."""
 
     permission_classes = [HasAccount, ScopePermission]
     required_scopes: dict[str, str] = {}
@@ -105,7 +120,12 @@ class AccountScopedAPIView(APIView):
         return _components((self.content_negotiation_class,))[0]
 
     def initial(self, request, *args, **kwargs):
-        if self.throttle_classes or self.versioning_class is not None or self.settings.FORMAT_SUFFIX_KWARG in kwargs:
+        if (
+            self.throttle_classes
+            or self.versioning_class is not None
+            or self.settings.FORMAT_SUFFIX_KWARG in kwargs
+            or _takes_drf_initial(type(self))
+        ):
             return super().initial(request, *args, **kwargs)
         self.format_kwarg = None
         request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
@@ -115,24 +135,25 @@ class AccountScopedAPIView(APIView):
         return None
 
     def perform_authentication(self, request) -> None:
-        """Authenticate (DRF's `Request._authenticate`, called directly), then spend the budget: the
-        account's, or the client IP's when the request carries no valid credential (failed
-        authentication never spends an account's budget)."""
-        try:
-            for authenticator in request.authenticators:
-                user_auth = authenticator.authenticate(request)
-                if user_auth is not None:
-                    request._authenticator = authenticator
-                    request.user, request.auth = user_auth
-                    break
-            else:
+        """Authenticate (DRF's `Request._authenticate`, called directly; not again if the request already is),
+        then spend the budget: the account's, or the client IP's when the request carries no valid credential
+        (failed authentication never spends an account's budget; the spend is made once per request)."""
+        if not hasattr(request, "_user"):  # as DRF's lazy `request.user`
+            try:
+                for authenticator in request.authenticators:
+                    user_auth = authenticator.authenticate(request)
+                    if user_auth is not None:
+                        request._authenticator = authenticator
+                        request.user, request.auth = user_auth
+                        break
+                else:
+                    request._not_authenticated()
+            except APIException:
                 request._not_authenticated()
-        except APIException:
-            request._not_authenticated()
-            enforce_rate_limit(request)
-            raise
-        except AttributeError as exc:  # as DRF's lazy `request.user` does: not mistaken for a missing attribute
-            raise WrappedAttributeError(str(exc)) from exc
+                enforce_rate_limit(request)
+                raise
+            except AttributeError as exc:  # as DRF's `request.user`: not mistaken for a missing attribute
+                raise WrappedAttributeError(str(exc)) from exc
         enforce_rate_limit(request, getattr(request.auth, "account", None))
 
     @property

@@ -14,6 +14,8 @@ class FileContentNegotiation(BaseContentNegotiation):
     `Accept: text/csv` must get its file, not 406. Errors still render with the first renderer
     (problem+json)."""
 
+    keeps_no_state = True  # one instance serves every request (core/api.py _components)
+
     def select_parser(self, request, parsers):
         return parsers[0] if parsers else None
 
@@ -25,6 +27,8 @@ class APIContentNegotiation(DefaultContentNegotiation):
     """DRF's negotiation, minus parsing `Accept` on every request: no header, `*/*` or
     `application/json` on a view whose first renderer is JSON gives that renderer and
     `application/json` (what DRF answers too); anything else goes through DRF unchanged."""
+
+    keeps_no_state = True  # one instance serves every request (core/api.py _components)
 
     def select_renderer(self, request, renderers, format_suffix=None):
         if not format_suffix and renderers and renderers[0].media_type == "application/json":

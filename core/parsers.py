@@ -26,6 +26,8 @@ def _bounded_int(text: str) -> int:
 class JSONParser(parsers.JSONParser):
     """DRF's strict JSON parser (no NaN/Infinity), with integers limited to 64 bits."""
 
+    keeps_no_state = True  # one instance serves every request (core/api.py _components)
+
     def parse(self, stream, media_type=None, parser_context=None):
         encoding = parsers.get_encoding(parser_context or {})
         try:

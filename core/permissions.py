@@ -9,6 +9,8 @@ from accounts.scopes import ADMIN, LEADS_READ, LEADS_WRITE
 class HasAccount(BasePermission):
     """The request is authenticated and acts in an account (fails closed)."""
 
+    keeps_no_state = True  # one instance serves every request (core/api.py _components)
+
     def has_permission(self, request, view) -> bool:
         return getattr(request.auth, "account", None) is not None
 
@@ -17,6 +19,8 @@ class ScopePermission(BasePermission):
     """Checks the scope the view asks for: `view.required_scopes[method]` or read/write defaults.
     Keeps no state (one instance serves every request, core/api.py): a missing scope is refused here
     with its own message rather than through an attribute set on the instance."""
+
+    keeps_no_state = True  # one instance serves every request (core/api.py _components)
 
     code = "insufficient_scope"
     message = "This credential lacks the scope this operation needs."

@@ -5,6 +5,7 @@ from rest_framework.renderers import BaseRenderer
 
 
 class JSONRenderer(BaseRenderer):
+    keeps_no_state = True  # one instance serves every request (core/api.py _components)
     media_type = "application/json"
     format = "json"
     charset = None

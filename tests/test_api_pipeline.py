@@ -258,3 +258,96 @@ def test_the_lead_routes_resolve_at_the_top_level_with_their_names_and_trailing_
         assert match.kwargs == {"lead_id": lead_id}
     assert resolve("/api/v1/leads").func.view_class is LeadListCreateView
     assert resolve("/api/v1/leads/batch").url_name == "lead-batch"  # not taken for a lead id
+
+
+def test_a_component_class_that_does_not_declare_itself_stateless_is_built_per_request(account, make_key):
+    """`keeps_no_state` counts only where a class declares it: a subclass may add state (here, as DRF's docs
+    suggest for messages) and then gets an instance per request, as DRF gives every component."""
+    instances = []
+
+    class Remembering(ScopePermission):  # inherits keeps_no_state, does not declare it
+        def has_permission(self, request, view):
+            instances.append(self)
+            self.message = f"seen {request.method}"
+            return super().has_permission(request, view)
+
+    class View(AccountScopedAPIView):
+        permission_classes = [Remembering]
+
+        def get(self, request):
+            return Response({})
+
+    key = make_key(account)
+    for _ in range(2):
+        assert View.as_view()(APIRequestFactory().get("/x", HTTP_X_API_KEY=key)).status_code == 200
+    assert len(instances) == 2 and instances[0] is not instances[1]
+
+
+def test_a_view_overriding_a_skipped_step_gets_drf_initial(account, make_key):
+    calls = []
+
+    class View(AccountScopedAPIView):
+        def check_throttles(self, request):
+            calls.append(request.method)
+            super().check_throttles(request)
+
+        def get(self, request):
+            return Response({})
+
+    assert View.as_view()(APIRequestFactory().get("/x", HTTP_X_API_KEY=make_key(account))).status_code == 200
+    assert calls == ["GET"]
+
+
+def test_a_request_authenticated_before_initial_is_neither_authenticated_nor_charged_again(account, make_key):
+    from accounts.authentication import ApiKeyAuthentication
+    from core.ratelimit import peek_account
+
+    calls = []
+
+    class Counting(ApiKeyAuthentication):
+        keeps_no_state = True
+
+        def authenticate(self, request):
+            calls.append(1)
+            return super().authenticate(request)
+
+    class View(AccountScopedAPIView):
+        authentication_classes = [Counting]
+
+        def initial(self, request, *args, **kwargs):
+            request.user  # noqa: B018  (a mixin reading the user first)
+            super().initial(request, *args, **kwargs)
+
+        def get(self, request):
+            return Response({"account": request.auth.account.pk})
+
+    key = make_key(account)
+    before = peek_account(account).remaining
+    response = View.as_view()(APIRequestFactory().get("/x", HTTP_X_API_KEY=key))
+    assert response.status_code == 200 and response.data == {"account": account.pk}
+    assert calls == [1]
+    assert peek_account(account).remaining == before - 1
+
+
+def test_under_mounts_a_route_under_its_prefix_and_refuses_what_it_cannot_keep_there():
+    from django.core.exceptions import ImproperlyConfigured
+    from django.urls import include, path, re_path
+
+    from config.urls import under
+
+    def view(request, **kwargs):  # pragma: no cover  (never called)
+        return None
+
+    (route,) = under("api/v1/", [re_path(r"^c/(?P<n>[0-9]+)/?$", view, {"x": 1}, name="c")])
+    assert route.pattern.regex.match("api/v1/c/12/").groupdict() == {"n": "12"}
+    assert not route.pattern.regex.match("api/v1/c/12/x") and not route.pattern.regex.match("c/12")
+    assert route.default_args == {"x": 1} and route.name == "c"
+    for bad in (
+        path("x/", view),
+        re_path(r"x$", view),
+        re_path(r"^a|b$", view),  # `b` would not be under the prefix
+        re_path(r"^(?i)x$", view),
+        path("y/", include([])),
+    ):
+        with pytest.raises(ImproperlyConfigured):
+            under("api/v1/", [bad])
