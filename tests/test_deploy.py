@@ -138,3 +138,91 @@ def test_the_asgi_entry_point_pools_connections_unless_told_not_to(tmp_path):
 
     assert run({}).startswith("0 [('max_lifetime', 600), ('max_size', 8), ('min_size', 2)")
     assert run({"DATABASE_POOL": "false"}).startswith("60 []")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pool", ["default", "false"])
+def test_under_asgi_concurrent_requests_share_a_few_pooled_sessions(account, make_key, pool):
+    """The README's production app (config.asgi under uvicorn) against PostgreSQL: Django runs each request in a
+    thread of its own there, and with the pool (on by default) 48 concurrent reads are served by at most the
+    pool's 3 sessions; with DATABASE_POOL=false each thread opens its own (what this asserts against)."""
+    import threading
+    import time
+    import uuid
+
+    import psycopg
+    import requests
+    from django.db import connection
+
+    from leads.services import lead_create
+
+    from .mcp_support import free_port
+
+    settings_dict = connection.settings_dict
+    url = f"postgres://{settings_dict['USER']}@{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
+    key = make_key(account)
+    lead = lead_create(account=account, actor=None, data={"email": "pool@example.org"}).lead
+    app_name = f"leadbase-pool-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", "DATABASE_POOL")}
+    env.update(
+        DATABASE_URL=url,
+        DATABASE_POOL_MIN_SIZE="1",
+        DATABASE_POOL_MAX_SIZE="3",
+        PGAPPNAME=app_name,  # libpq's default application_name: the server's sessions, told apart from ours
+        LEADBASE_RATE_LIMIT_PREFIX=f"lb:test:pool:{app_name}",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    if pool != "default":
+        env["DATABASE_POOL"] = pool
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603 (our own entry point)
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port), "--log-level", "warning"],
+        cwd=BASE_DIR,
+        env=env,
+    )
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def watch() -> None:  # every session the server opens, however briefly
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not stop.is_set():
+                rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", [app_name])
+                seen.update(pid for (pid,) in rows)
+                time.sleep(0.002)
+
+    statuses: list[int] = []
+
+    def read(session: requests.Session) -> None:
+        for _ in range(8):
+            response = session.get(f"http://127.0.0.1:{port}/api/v1/leads/{lead.pk}", headers={"X-API-Key": key})
+            statuses.append(response.status_code if response.json().get("id") == str(lead.pk) else -1)
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/api/v1/leads/{lead.pk}", headers={"X-API-Key": key}, timeout=5)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.1)
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        readers = [threading.Thread(target=read, args=(requests.Session(),)) for _ in range(6)]
+        for thread in readers:
+            thread.start()
+        for thread in readers:
+            thread.join()
+        time.sleep(0.05)
+        stop.set()
+        watcher.join()
+    finally:
+        stop.set()
+        server.terminate()
+        server.wait(timeout=20)
+    assert statuses == [200] * 48
+    if pool == "default":
+        assert 1 <= len(seen) <= 3, seen
+    else:
+        assert len(seen) > 3, seen  # the contrast: without the pool the same load opens more sessions
