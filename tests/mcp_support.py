@@ -105,13 +105,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_uvicorn(db_path: Path) -> tuple[subprocess.Popen, str]:
-    """Serve config.asgi (Django + /mcp/) with uvicorn on a free port; returns the process and base URL."""
+def start_uvicorn(db_path: Path | None = None, *, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Serve config.asgi (Django + /mcp/) with uvicorn on a free port; returns the process and base URL. The
+    server's environment: `server_env(db_path)` (its own SQLite file), or `env` as given."""
     port = free_port()
     proc = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port), "--log-level", "warning"],
         cwd=ROOT,
-        env=server_env(db_path),
+        env=env if env is not None else server_env(db_path),
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

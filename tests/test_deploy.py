@@ -157,7 +157,7 @@ def test_under_asgi_concurrent_requests_share_a_few_pooled_sessions(account, mak
 
     from leads.services import lead_create
 
-    from .mcp_support import free_port
+    from .mcp_support import start_uvicorn
 
     settings_dict = connection.settings_dict
     url = f"postgres://{settings_dict['USER']}@{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
@@ -175,12 +175,7 @@ def test_under_asgi_concurrent_requests_share_a_few_pooled_sessions(account, mak
     )
     if pool != "default":
         env["DATABASE_POOL"] = pool
-    port = free_port()
-    server = subprocess.Popen(  # noqa: S603 (our own entry point)
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port), "--log-level", "warning"],
-        cwd=BASE_DIR,
-        env=env,
-    )
+    server, base = start_uvicorn(env=env)
     seen: set[int] = set()
     stop = threading.Event()
 
@@ -195,18 +190,10 @@ def test_under_asgi_concurrent_requests_share_a_few_pooled_sessions(account, mak
 
     def read(session: requests.Session) -> None:
         for _ in range(8):
-            response = session.get(f"http://127.0.0.1:{port}/api/v1/leads/{lead.pk}", headers={"X-API-Key": key})
+            response = session.get(f"{base}/api/v1/leads/{lead.pk}", headers={"X-API-Key": key})
             statuses.append(response.status_code if response.json().get("id") == str(lead.pk) else -1)
 
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/api/v1/leads/{lead.pk}", headers={"X-API-Key": key}, timeout=5)
-                break
-            except requests.ConnectionError:
-                assert server.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.1)
         watcher = threading.Thread(target=watch)
         watcher.start()
         readers = [threading.Thread(target=read, args=(requests.Session(),)) for _ in range(6)]
